@@ -1,0 +1,30 @@
+# Two commands do all set-up: `make repro` runs the pipeline, `make test` runs the tests.
+# Both create .venv if missing and install the project into it first.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# torch first, pinned: 2.13.0 is the CPU build served here; any other pulls CUDA packages.
+TORCH_SPEC ?= torch==2.13.0
+# The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
+TORCHVISION_SPEC ?= torchvision==0.28.0
+
+.PHONY: repro test install clean-venv
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --no-deps $(TORCHVISION_SPEC)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(INSTALLED)
+
+repro: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
+
+test: $(INSTALLED)
+	$(VENV)/bin/pytest
+
+clean-venv:
+	rm -rf $(VENV)

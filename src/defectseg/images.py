@@ -1,0 +1,70 @@
+"""Decode and check image and mask files, with errors that name the file."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from defectseg.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+MASK_MODES = frozenset({"L", "1"})
+
+
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    """Open ``path`` lazily and refuse it before decoding if it is too large."""
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(path, "not a readable image (empty, corrupt or unknown format)") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot open: {exc}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise DataError(path, f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} (data.max_pixels)")
+    return image
+
+
+def _decode(image: Image.Image, path: Path) -> None:
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(path, f"image data is truncated or corrupt ({exc})") from None
+
+
+def read_image(path: Path, max_pixels: int = 10**8) -> np.ndarray:
+    """Return the image at ``path`` as a 2-D uint8 grayscale array.
+
+    8-bit gray is read as is; 16-bit gray is scaled to 8 bits; colour is converted
+    to luminance.
+    """
+    path = Path(path)
+    with _open(path, max_pixels) as image:
+        _decode(image, path)
+        if image.mode == "L":
+            return np.asarray(image, dtype=np.uint8)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            wide = np.asarray(image, dtype=np.int64)
+            top = 65535 if image.mode.startswith("I;16") else max(int(wide.max()), 1)
+            return np.clip(wide * 255 // top, 0, 255).astype(np.uint8)
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def read_mask(path: Path, max_pixels: int = 10**8) -> np.ndarray:
+    """Return the mask at ``path`` as a 2-D uint8 array (0 = background, >0 = defect).
+
+    Only 8-bit single-channel (mode ``L``) and 1-bit masks are accepted: a colour,
+    alpha or 16-bit mask is ambiguous and is refused rather than guessed at.
+    """
+    path = Path(path)
+    with _open(path, max_pixels) as image:
+        if image.mode not in MASK_MODES:
+            raise DataError(path, f"mask must be 8-bit single-channel (mode L), got mode {image.mode}")
+        _decode(image, path)
+        mask = np.asarray(image, dtype=np.uint8)
+    if image.mode == "1":
+        mask = mask * np.uint8(255)
+    return mask

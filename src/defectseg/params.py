@@ -1,0 +1,102 @@
+"""The schema of ``params.yaml``: every key typed, range-checked, and nothing unknown.
+
+Loading fails with one ``ParamsError`` line that names each offending key.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from defectseg.errors import ParamsError
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys and loose types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SyntheticParams(Section):
+    count: Annotated[int, Field(ge=6)]
+    size: Annotated[int, Field(ge=32, le=4096)]
+    free_fraction: Fraction
+    seed: Annotated[int, Field(ge=0)]
+
+
+class MtdParams(Section):
+    url: str
+    sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
+
+
+class SplitParams(Section):
+    train: Fraction
+    val: Fraction
+    test: Fraction
+    seed: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "SplitParams":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {total:g}")
+        return self
+
+
+class DataParams(Section):
+    source: Annotated[str, Field(min_length=1)]
+    min_side: Annotated[int, Field(ge=1)]
+    max_pixels: PositiveInt
+    synthetic: SyntheticParams
+    mtd: MtdParams
+    split: SplitParams
+
+
+class PreprocessParams(Section):
+    size: Annotated[int, Field(ge=16, le=4096)] | Annotated[list[Annotated[int, Field(ge=16, le=4096)]], Field(min_length=2, max_length=2)]
+    mask_threshold: Annotated[int, Field(ge=0, le=254)]
+    mask_coverage: Annotated[float, Field(gt=0.0, le=1.0)]
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """The target size as (height, width)."""
+        if isinstance(self.size, int):
+            return self.size, self.size
+        return self.size[0], self.size[1]
+
+
+class Params(Section):
+    data: DataParams
+    preprocess: PreprocessParams
+
+
+def _format_error(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {error['msg']} (got {error['input']!r})"
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    """Validate an already-loaded params mapping."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_format_error(e) for e in exc.errors(include_url=False))
+        raise ParamsError(f"{source}: {problems}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,17 @@
+"""Stage preprocess: resize and binarize every pair once into per-split arrays."""
+
+from pathlib import Path
+
+from defectseg.params import load_params
+from defectseg.preprocess import preprocess
+from defectseg.stage import run_stage
+
+
+def main() -> None:
+    params = load_params()
+    info = preprocess(Path("data/prepared/manifest.csv"), params.preprocess, out_dir=Path("data/preprocessed"))
+    print(f"preprocessed to {info['height']}x{info['width']}: {info['splits']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
