@@ -19,8 +19,10 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise DataError(path, "file not found") from None
     except UnidentifiedImageError:
         raise DataError(path, "not a readable image (empty, corrupt or unknown format)") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(path, f"image refused as too large: {exc}") from None
     except OSError as exc:
-        raise DataError(path, f"cannot open: {exc}") from None
+        raise DataError(path, f"image data is truncated or corrupt ({exc})") from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()

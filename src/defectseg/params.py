@@ -23,7 +23,7 @@ class Section(BaseModel):
 
 class SyntheticParams(Section):
     count: Annotated[int, Field(ge=6)]
-    size: Annotated[int, Field(ge=32, le=4096)]
+    tile_size: Annotated[int, Field(ge=32, le=4096)]
     free_fraction: Fraction
     seed: Annotated[int, Field(ge=0)]
 
@@ -57,16 +57,16 @@ class DataParams(Section):
 
 
 class PreprocessParams(Section):
-    size: Annotated[int, Field(ge=16, le=4096)] | Annotated[list[Annotated[int, Field(ge=16, le=4096)]], Field(min_length=2, max_length=2)]
+    image_size: Annotated[int, Field(ge=16, le=4096)] | Annotated[list[Annotated[int, Field(ge=16, le=4096)]], Field(min_length=2, max_length=2)]
     mask_threshold: Annotated[int, Field(ge=0, le=254)]
     mask_coverage: Annotated[float, Field(gt=0.0, le=1.0)]
 
     @property
     def height_width(self) -> tuple[int, int]:
         """The target size as (height, width)."""
-        if isinstance(self.size, int):
-            return self.size, self.size
-        return self.size[0], self.size[1]
+        if isinstance(self.image_size, int):
+            return self.image_size, self.image_size
+        return self.image_size[0], self.image_size[1]
 
 
 class Params(Section):

@@ -167,7 +167,7 @@ def write_tiles(folder: Path, params: SyntheticParams) -> list[Pair]:
     (folder / "masks").mkdir()
     pairs = []
     for index in range(params.count):
-        tile = make_tile(params.seed, index, params.size, params.free_fraction)
+        tile = make_tile(params.seed, index, params.tile_size, params.free_fraction)
         name = f"tile_{index:05d}"
         image_path, mask_path = folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"
         Image.fromarray(tile.image).save(image_path)

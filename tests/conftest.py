@@ -1,0 +1,109 @@
+"""Shared fixtures: default params, small real image files, and a real git + DVC repo."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from defectseg.params import Params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+MTD = REPO.parent / "shared" / "datasets" / "magnetic-tile"
+
+
+def default_params_dict() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def override(raw: dict, overrides: dict) -> dict:
+    """Set dotted keys in a params mapping, e.g. ``{"data.source": "x"}``; returns it."""
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return raw
+
+
+def params_with(**overrides) -> Params:
+    """Default params with dotted-key overrides."""
+    return parse_params(override(default_params_dict(), overrides))
+
+
+def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(path) if mode else Image.fromarray(array).save(path)
+    return path
+
+
+def gray(height: int = 48, width: int = 48, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
+
+
+def square_mask(height: int = 48, width: int = 48) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    mask[10:20, 10:20] = 255
+    return mask
+
+
+def make_plain(root: Path, n: int = 4) -> Path:
+    """An images/ + masks/ folder of ``n`` pairs, half with a defect."""
+    for i in range(n):
+        write_png(root / "images" / f"img{i}.png", gray(seed=i))
+        write_png(root / "masks" / f"img{i}.png", square_mask() if i % 2 else np.zeros((48, 48), np.uint8))
+    return root
+
+
+@pytest.fixture
+def plain_source(tmp_path: Path) -> Path:
+    return make_plain(tmp_path / "plain")
+
+
+def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+class DvcRepo:
+    """A throw-away git + DVC repository holding a copy of the project's pipeline."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+            shutil.copy(REPO / name, root / name)
+        shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        (root / "metrics").mkdir(exist_ok=True)
+        self.run("git", "init", "-q")
+        self.run("git", "config", "user.email", "test@example.com")
+        self.run("git", "config", "user.name", "test")
+        self.run("dvc", "init", "-q")
+        self.run("dvc", "config", "core.analytics", "false")
+        self.run("dvc", "config", "core.check_update", "false")
+
+    def set_params(self, **overrides) -> None:
+        raw = override(yaml.safe_load((self.root / "params.yaml").read_text()), overrides)
+        (self.root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return _run(list(cmd), self.root, check)
+
+    def commit(self, message: str = "snapshot") -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> DvcRepo:
+    root = tmp_path / "project"
+    root.mkdir()
+    return DvcRepo(root)

@@ -1,0 +1,48 @@
+"""params.yaml: documented, validated, and strict about unknown keys and types."""
+
+import re
+
+import pytest
+
+from conftest import REPO, default_params_dict, override
+from defectseg.errors import ParamsError
+from defectseg.params import load_params, parse_params
+
+
+def test_repository_params_file_is_valid():
+    load_params(REPO / "params.yaml")
+
+
+def test_every_param_line_has_a_comment_above_it():
+    lines = (REPO / "params.yaml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        is_leaf = re.match(r"^\s*[a-z_]+:\s*\S", line) and not line.strip().startswith("#")
+        if is_leaf:
+            assert lines[number - 1].strip().startswith("#"), f"params.yaml line {number + 1} has no comment: {line!r}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data.colour": "red"}, "data.colour: unknown key"),
+        ({"data.synthetic.count": "many"}, "data.synthetic.count"),
+        ({"data.synthetic.count": 10.0}, "data.synthetic.count"),
+        ({"data.split.train": 0.9}, "train + val + test must be 1"),
+        ({"preprocess.mask_threshold": 300}, "preprocess.mask_threshold"),
+        ({"preprocess.image_size": [64]}, "preprocess.image_size"),
+        ({"data.mtd.sha256": "abc"}, "data.mtd.sha256"),
+    ],
+)
+def test_invalid_params_name_the_key(overrides, message):
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        parse_params(override(default_params_dict(), overrides))
+
+
+def test_size_accepts_height_and_width():
+    params = parse_params(override(default_params_dict(), {"preprocess.image_size": [96, 128]}))
+    assert params.preprocess.height_width == (96, 128)
+
+
+def test_missing_params_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "params.yaml")

@@ -1,0 +1,126 @@
+"""The prepare stage as a function: checks, split, manifest, and all-or-nothing output."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import MTD, gray, make_plain, params_with, square_mask, write_png
+from defectseg.errors import DataError
+from defectseg.params import SplitParams
+from defectseg.prepare import MANIFEST_COLUMNS, prepare
+from defectseg.splits import assign_splits
+from defectseg.synthetic import make_tile
+
+
+def run_prepare(tmp_path, source, **overrides):
+    params = params_with(**{"data.source": str(source), **overrides})
+    return prepare(params.data, tmp_path / "out", tmp_path / "cache")
+
+
+def test_plain_folder_gives_manifest_and_summary(tmp_path, plain_source):
+    summary = run_prepare(tmp_path, plain_source)
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert sorted(manifest["defect_class"]) == ["defect", "defect", "free", "free"]
+    assert manifest.loc[manifest["id"] == "img1", "defect_fraction"].item() == pytest.approx(100 / 48**2, abs=1e-6)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
+    assert summary["pairs"] == 4
+
+
+def test_size_mismatch_names_both_files(tmp_path, plain_source):
+    write_png(plain_source / "masks" / "img0.png", np.zeros((40, 48), np.uint8))
+    with pytest.raises(DataError, match=r"img0.png: mask is 48x40 but its image .*img0.png is 48x48"):
+        run_prepare(tmp_path, plain_source)
+
+
+def test_mask_with_only_255_is_refused(tmp_path, plain_source):
+    write_png(plain_source / "masks" / "img0.png", np.full((48, 48), 255, np.uint8))
+    with pytest.raises(DataError, match="mask marks every pixel as defect"):
+        run_prepare(tmp_path, plain_source)
+
+
+def test_image_below_min_side_is_refused(tmp_path, plain_source):
+    write_png(plain_source / "images" / "img0.png", gray(8, 8))
+    write_png(plain_source / "masks" / "img0.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"img0.png: image is 8x8, smaller than data.min_side=32"):
+        run_prepare(tmp_path, plain_source)
+
+
+def test_failure_leaves_previous_output_untouched(tmp_path, plain_source):
+    run_prepare(tmp_path, plain_source)
+    before = (tmp_path / "out" / "manifest.csv").read_bytes()
+    (plain_source / "images" / "img3.png").write_bytes(b"")
+    with pytest.raises(DataError):
+        run_prepare(tmp_path, plain_source)
+    assert (tmp_path / "out" / "manifest.csv").read_bytes() == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def test_failure_on_first_run_writes_nothing(tmp_path, plain_source):
+    (plain_source / "masks" / "img3.png").unlink()
+    with pytest.raises(DataError):
+        run_prepare(tmp_path, plain_source)
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".out")]
+
+
+def test_synthetic_source_is_deterministic_and_has_every_class(tmp_path):
+    first = run_prepare(tmp_path / "a", "synthetic", **{"data.synthetic.count": 40})
+    second = run_prepare(tmp_path / "b", "synthetic", **{"data.synthetic.count": 40})
+    assert first == second
+    assert set(first["per_class"]) == {"free", "crack", "blowhole", "break", "fray", "uneven"}
+    a = (tmp_path / "a" / "out" / "synthetic" / "images" / "tile_00007.png").read_bytes()
+    assert a == (tmp_path / "b" / "out" / "synthetic" / "images" / "tile_00007.png").read_bytes()
+
+
+def test_synthetic_defects_are_not_a_brightness_threshold():
+    tiles = [make_tile(0, i, 128, 0.0) for i in range(40)]
+    best = 0.0
+    for threshold in range(0, 256, 8):
+        for dark in (True, False):
+            inter = union = 0
+            for tile in tiles:
+                predicted = tile.image < threshold if dark else tile.image > threshold
+                truth = tile.mask > 0
+                inter += (predicted & truth).sum()
+                union += (predicted | truth).sum()
+            best = max(best, inter / union)
+    assert best < 0.3, f"a global threshold reaches IoU {best:.2f}"
+
+
+def test_split_is_stratified_and_repeatable():
+    ids = [f"id{i}" for i in range(200)]
+    classes = ["free"] * 100 + ["crack"] * 60 + ["break"] * 40
+    params = SplitParams(train=0.7, val=0.15, test=0.15, seed=3)
+    first = assign_splits(ids, classes, params)
+    assert first == assign_splits(ids, classes, params)
+    for cls, n in [("free", 100), ("crack", 60), ("break", 40)]:
+        got = [s for s, c in zip(first, classes) if c == cls]
+        assert got.count("val") == round(n * 0.15) and got.count("test") == round(n * 0.15)
+    assert first != assign_splits(ids, classes, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
+
+
+def test_split_does_not_depend_on_order_or_unrelated_params(tmp_path, plain_source):
+    ids = [f"id{i}" for i in range(50)]
+    classes = ["free", "crack"] * 25
+    params = SplitParams(train=0.6, val=0.2, test=0.2, seed=0)
+    forward = dict(zip(ids, assign_splits(ids, classes, params)))
+    backward = dict(zip(ids[::-1], assign_splits(ids[::-1], classes[::-1], params)))
+    assert forward == backward
+    a = run_prepare(tmp_path / "a", plain_source, **{"data.min_side": 16})
+    b = run_prepare(tmp_path / "b", plain_source, **{"data.min_side": 20, "preprocess.image_size": 64})
+    manifest_a = pd.read_csv(tmp_path / "a" / "out" / "manifest.csv")
+    manifest_b = pd.read_csv(tmp_path / "b" / "out" / "manifest.csv")
+    assert a == b and manifest_a["split"].tolist() == manifest_b["split"].tolist()
+
+
+@pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
+def test_real_mtd_manifest_matches_its_readme(tmp_path):
+    summary = run_prepare(tmp_path, MTD)
+    assert summary["pairs"] == 1076
+    totals = {cls: sum(per_split.values()) for cls, per_split in summary["per_class"].items()}
+    assert totals == {"blowhole": 92, "break": 68, "crack": 46, "fray": 26, "uneven": 82, "free": 762}
+    assert summary["per_split"] == {"train": 754, "val": 161, "test": 161}

@@ -1,0 +1,51 @@
+"""Resizing and mask binarization, and the stored arrays."""
+
+import numpy as np
+import pytest
+
+from conftest import params_with, write_png
+from defectseg.prepare import prepare
+from defectseg.preprocess import binarize_mask, preprocess, resize_mask
+
+
+def test_mask_threshold_splits_0_1_128_255():
+    mask = np.array([[0, 1, 128, 255]], np.uint8)
+    assert binarize_mask(mask, 127).tolist() == [[0, 0, 1, 1]]
+    assert binarize_mask(mask, 0).tolist() == [[0, 1, 1, 1]]
+
+
+def test_one_pixel_crack_survives_halving():
+    crack = np.zeros((64, 64), np.uint8)
+    crack[:, 31] = 1
+    small = resize_mask(crack, 32, 32, coverage=0.25)
+    assert small[:, 15].all() and small.sum() == 32
+
+
+def test_coverage_keeps_masks_from_growing():
+    block = np.zeros((64, 64), np.uint8)
+    block[16:48, 16:48] = 1
+    small = resize_mask(block, 32, 32, coverage=0.25)
+    assert small.sum() == 16 * 16
+
+
+def test_preprocess_writes_uint8_arrays_per_split(tmp_path):
+    source = tmp_path / "src"
+    for i in range(12):
+        image = np.full((60, 80), 100, np.uint8)
+        mask = np.zeros((60, 80), np.uint8)
+        mask[10:30, 10:30] = [0, 1, 128, 255][i % 4]
+        write_png(source / "images" / f"p{i}.png", image)
+        write_png(source / "masks" / f"p{i}.png", mask)
+    params = params_with(**{"data.source": str(source), "preprocess.image_size": [30, 40]})
+    prepare(params.data, tmp_path / "prepared", tmp_path / "cache")
+    info = preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
+    total = 0
+    for split in ("train", "val", "test"):
+        arrays = np.load(tmp_path / "pre" / f"{split}.npz")
+        assert arrays["images"].dtype == np.uint8 and arrays["images"].shape[1:] == (30, 40)
+        assert set(np.unique(arrays["masks"])) <= {0, 1}
+        for mask, image_id in zip(arrays["masks"], arrays["ids"]):
+            value = [0, 1, 128, 255][int(image_id[1:]) % 4]
+            assert mask.sum() == (100 if value > 127 else 0)
+        total += len(arrays["ids"])
+    assert total == 12 and info["height"] == 30
