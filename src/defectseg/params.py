@@ -69,9 +69,106 @@ class PreprocessParams(Section):
         return self.image_size[0], self.image_size[1]
 
 
+LossName = Literal["bce", "dice", "dicebce", "focal", "tversky"]
+ModelName = Literal["unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+
+
+class UnetParams(Section):
+    base_width: Annotated[int, Field(ge=1, le=256)]
+    depth: Annotated[int, Field(ge=1, le=6)]
+
+
+class AugmentParams(Section):
+    hflip: Fraction
+    vflip: Fraction
+    rotate90: Fraction
+    brightness_contrast: Fraction
+    brightness_contrast_limit: Fraction
+    shift: Fraction
+    shift_limit: Annotated[float, Field(ge=0.0, le=0.5)]
+
+
+class TrainParams(Section):
+    model: ModelName
+    unet: UnetParams
+    epochs: PositiveInt
+    batch_size: Annotated[int, Field(ge=2)]
+    optimizer: Literal["adam", "adamw"]
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    schedule: Literal["cosine", "constant"]
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    precision: Literal["fp32", "bf16"]
+    channels_last: bool
+    augment: AugmentParams
+
+
+class BceParams(Section):
+    pos_weight: PositiveFloat
+
+
+class DiceParams(Section):
+    smooth: PositiveFloat
+    per_image: bool
+
+
+class DiceBceParams(Section):
+    dice_weight: NonNegativeFloat
+    bce_weight: NonNegativeFloat
+    smooth: PositiveFloat
+    per_image: bool
+
+
+class FocalParams(Section):
+    alpha: Fraction
+    gamma: NonNegativeFloat
+
+
+class TverskyParams(Section):
+    alpha: Fraction
+    beta: Fraction
+    smooth: PositiveFloat
+    per_image: bool
+
+
+class LossesParams(Section):
+    bce: BceParams
+    dice: DiceParams
+    dicebce: DiceBceParams
+    focal: FocalParams
+    tversky: TverskyParams
+
+
+class CompareParams(Section):
+    losses: Annotated[list[LossName], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
 class Params(Section):
     data: DataParams
     preprocess: PreprocessParams
+    train: TrainParams
+    losses: LossesParams
+    compare: CompareParams
+
+    @model_validator(mode="after")
+    def _rotation_needs_square_images(self) -> "Params":
+        height, width = self.preprocess.height_width
+        if self.train.augment.rotate90 > 0 and height != width:
+            raise ValueError("train.augment.rotate90 needs square images: set it to 0 or make preprocess.image_size square")
+        return self
+
+    @model_validator(mode="after")
+    def _unet_fits_image(self) -> "Params":
+        factor = 2**self.train.unet.depth
+        if self.train.model == "unet" and any(side % factor for side in self.preprocess.height_width):
+            raise ValueError(
+                f"preprocess.image_size {self.preprocess.height_width} must be divisible by "
+                f"2**train.unet.depth = {factor}"
+            )
+        return self
 
 
 def _format_error(error: dict) -> str:

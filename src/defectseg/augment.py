@@ -1,0 +1,28 @@
+"""Training augmentation with albumentations, applied to image and mask together."""
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # it checks for updates over the network on import
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+
+from defectseg.params import AugmentParams  # noqa: E402
+
+
+def build_augment(params: AugmentParams) -> A.Compose:
+    """Flips, 90-degree rotations, brightness/contrast and small shifts, as ``params`` says."""
+    shift = (-params.shift_limit, params.shift_limit)
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=params.hflip),
+            A.VerticalFlip(p=params.vflip),
+            A.RandomRotate90(p=params.rotate90),
+            A.RandomBrightnessContrast(
+                brightness_limit=params.brightness_contrast_limit,
+                contrast_limit=params.brightness_contrast_limit,
+                p=params.brightness_contrast,
+            ),
+            A.Affine(translate_percent={"x": shift, "y": shift}, border_mode=cv2.BORDER_REFLECT_101, p=params.shift),
+        ]
+    )

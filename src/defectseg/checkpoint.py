@@ -1,0 +1,38 @@
+"""Saving and loading checkpoints: plain state dicts, written atomically, loaded safely.
+
+Checkpoints hold tensors, numbers and strings only. Loading uses
+``torch.load(weights_only=True)``, which refuses pickled objects (and so any code
+hidden in them); a refused or corrupt file is reported as a ``DataError``.
+"""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from defectseg.atomic import atomic_file
+from defectseg.errors import DataError
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` via a temporary file, fsync and rename."""
+    with atomic_file(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint written by ``save_checkpoint``, refusing anything else."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(path, "checkpoint not found") from None
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise DataError(path, f"refused: holds pickled objects, not plain weights ({first_line})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise DataError(path, f"not a readable checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise DataError(path, f"not a defectseg checkpoint (holds a {type(state).__name__})")
+    return state

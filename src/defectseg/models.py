@@ -1,0 +1,93 @@
+"""Segmentation models: every one maps a (N, 1, H, W) image batch to (N, 1, H, W) logits.
+
+- ``unet``: the seed plan's U-Net in pure torch (double 3x3 conv + BatchNorm + ReLU per
+  level, transposed-conv up-sampling, skip connections), width and depth as params.
+- ``deeplabv3_resnet50``, ``fcn_resnet50``, ``lraspp_mobilenet_v3_large``: torchvision
+  models built from scratch (no weights are downloaded), with one output channel and
+  their first convolution replaced by a 1-channel one for grayscale input.
+"""
+
+import torch
+from torch import nn
+
+from defectseg.params import UnetParams
+from defectseg.torchvision_compat import segmentation_models
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3 convolutions, each followed by BatchNorm and ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net with widths ``base_width * 2**level`` for ``depth`` down-sampling levels."""
+
+    def __init__(self, base_width: int = 16, depth: int = 4, in_channels: int = 1):
+        super().__init__()
+        widths = [base_width * 2**level for level in range(depth + 1)]
+        self.down = nn.ModuleList([DoubleConv(in_channels, widths[0])])
+        self.down.extend(DoubleConv(widths[i], widths[i + 1]) for i in range(depth))
+        self.pool = nn.MaxPool2d(2)
+        self.upsample = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
+        self.up = nn.ModuleList(DoubleConv(widths[i] * 2, widths[i]) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level, block in enumerate(self.down):
+            x = block(x if level == 0 else self.pool(x))
+            skips.append(x)
+        skips.pop()
+        for upsample, block in zip(self.upsample, self.up):
+            x = block(torch.cat([skips.pop(), upsample(x)], dim=1))
+        return self.head(x)
+
+
+class TorchvisionSegmenter(nn.Module):
+    """A torchvision segmentation model returning the ``out`` logits as a tensor."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
+
+
+def _grayscale_stem(model: nn.Module) -> nn.Module:
+    """Replace the first convolution (3 input channels) by the same with 1 channel."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(
+                parent,
+                name.rpartition(".")[2],
+                nn.Conv2d(1, module.out_channels, module.kernel_size, module.stride, module.padding, bias=module.bias is not None),
+            )
+            return model
+    raise ValueError("model has no convolution")
+
+
+TORCHVISION_MODELS = ("deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large")
+
+
+def build_model(architecture: str, unet: UnetParams) -> nn.Module:
+    """The model named ``architecture``, freshly initialised (``unet`` sets the U-Net's shape)."""
+    if architecture == "unet":
+        return UNet(unet.base_width, unet.depth)
+    if architecture not in TORCHVISION_MODELS:
+        raise ValueError(f"unknown model {architecture!r}")
+    factory = getattr(segmentation_models(), architecture)
+    kwargs = {"weights": None, "weights_backbone": None, "num_classes": 1}
+    if architecture != "lraspp_mobilenet_v3_large":
+        kwargs["aux_loss"] = False
+    return TorchvisionSegmenter(_grayscale_stem(factory(**kwargs)))

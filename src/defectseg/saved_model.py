@@ -1,0 +1,74 @@
+"""A trained model on disk: ``model.pt`` (a plain state dict) and ``model.json`` beside it.
+
+``model.json`` carries what inference needs without ``params.yaml``: the architecture
+and its params, the input size and the pixel normalization, plus how it was trained.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from defectseg.atomic import write_json
+from defectseg.checkpoint import load_checkpoint, save_checkpoint
+from defectseg.dataset import Normalization
+from defectseg.errors import DataError
+from defectseg.models import build_model
+from defectseg.params import TrainParams, UnetParams
+
+MODEL_FORMAT = "defectseg-model-1"
+WEIGHTS = "model.pt"
+METADATA = "model.json"
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A loaded model in eval mode, with its metadata."""
+
+    model: torch.nn.Module
+    metadata: dict
+
+    @property
+    def normalization(self) -> Normalization:
+        return Normalization(**self.metadata["normalization"])
+
+
+def save_model(folder: Path, weights: dict, train_params: TrainParams, normalization: Normalization, extra: dict) -> None:
+    """Write ``model.pt`` and ``model.json`` into ``folder``, each atomically."""
+    folder = Path(folder)
+    save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})
+    metadata = {
+        "format": MODEL_FORMAT,
+        "architecture": {"model": train_params.model, "unet": train_params.unet.model_dump()},
+        "normalization": {"mean": normalization.mean, "std": normalization.std},
+        **extra,
+    }
+    write_json(folder / METADATA, metadata)
+
+
+def load_model(folder: Path) -> SavedModel:
+    """Load a model saved by ``save_model``; anything else is refused with a clear error."""
+    folder = Path(folder)
+    meta_path = folder / METADATA
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise DataError(meta_path, "model metadata not found (is this a defectseg model folder?)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(meta_path, f"not valid JSON ({exc})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+        raise DataError(meta_path, f"not a defectseg model (format is not {MODEL_FORMAT})")
+    state = load_checkpoint(folder / WEIGHTS)
+    if state.get("format") != MODEL_FORMAT:
+        raise DataError(folder / WEIGHTS, "not a defectseg model checkpoint")
+    arch = metadata["architecture"]
+    try:
+        model = build_model(arch["model"], UnetParams(**arch["unet"]))
+        model.load_state_dict(state["weights"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(meta_path, f"architecture is not usable ({exc})") from None
+    except RuntimeError as exc:
+        raise DataError(folder / WEIGHTS, f"weights do not fit {arch['model']} ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return SavedModel(model, metadata)

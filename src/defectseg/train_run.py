@@ -1,0 +1,61 @@
+"""One training run of the comparison: a (loss, seed) pair, from preprocessed data to saved model."""
+
+import hashlib
+from pathlib import Path
+
+from dvclive import Live
+
+from defectseg.dataset import load_split
+from defectseg.losses import build_loss
+from defectseg.params import Params
+from defectseg.saved_model import save_model
+from defectseg.training import RunSpec, fit
+
+
+def run_name(loss_name: str, seed: int) -> str:
+    """The folder name of a run, as in ``dvc.yaml``."""
+    return f"{loss_name}-seed{seed}"
+
+
+def _files_fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_dir: Path, live_dir: Path) -> dict:
+    """Train the run, write ``model_dir/{model.pt,model.json}``, and return a summary."""
+    data_dir, model_dir = Path(data_dir), Path(model_dir)
+    train_split = load_split(data_dir / "train.npz")
+    val_split = load_split(data_dir / "val.npz")
+    loss_settings = getattr(params.losses, loss_name).model_dump()
+    spec = RunSpec(
+        params.train,
+        loss_name,
+        loss_settings,
+        seed,
+        _files_fingerprint([data_dir / "train.npz", data_dir / "val.npz"]),
+    )
+    with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
+        result = fit(spec, build_loss(loss_name, params.losses), train_split, val_split, model_dir / "last.pt", live)
+        best = result["best"]
+        live.summary["best/epoch"] = best["epoch"]
+        live.summary["best/val_iou"] = best["val_iou"]
+    height, width = train_split.images.shape[1:]
+    save_model(
+        model_dir,
+        best["weights"],
+        params.train,
+        result["normalization"],
+        {
+            "input_size": [int(height), int(width)],
+            "loss": {"name": loss_name, **loss_settings},
+            "seed": seed,
+            "best_epoch": best["epoch"],
+            "best_val_iou": best["val_iou"],
+        },
+    )
+    return {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"])}

@@ -1,0 +1,26 @@
+"""Stage train: fit the model for one (loss, seed) of the comparison matrix."""
+
+import argparse
+import typing
+from pathlib import Path
+
+from defectseg.params import LossName, load_params
+from defectseg.stage import run_stage
+from defectseg.train_run import run_name, train_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--loss", required=True, choices=typing.get_args(LossName))
+    parser.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    name = run_name(args.loss, args.seed)
+    summary = train_run(
+        params, args.loss, args.seed, Path("data/preprocessed"), Path("models") / name, Path("dvclive") / name
+    )
+    print(f"{name}: best val IoU {summary['best_val_iou']:.4f} at epoch {summary['best_epoch']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,73 @@
+"""Each loss against values worked out by hand, including empty and full masks."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import params_with
+from defectseg.losses import bce_loss, build_loss, dice_bce_loss, dice_loss, focal_loss, tversky_loss
+
+BIG = 100.0
+
+
+def t(values) -> torch.Tensor:
+    """A (N, 1, H, W) float tensor from nested lists of shape (N, H, W)."""
+    return torch.tensor(values, dtype=torch.float32).unsqueeze(1)
+
+
+def test_bce_matches_hand_value():
+    expected = (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1))) / 2
+    assert bce_loss(t([[[2.0, -1.0]]]), t([[[1.0, 0.0]]])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_bce_pos_weight_scales_defect_pixels_only():
+    logits, target = t([[[0.0, 0.0]]]), t([[[1.0, 0.0]]])
+    assert bce_loss(logits, target, pos_weight=3.0).item() == pytest.approx((3 * math.log(2) + math.log(2)) / 2, rel=1e-6)
+
+
+def test_dice_is_zero_for_perfect_full_and_perfect_empty_masks():
+    assert dice_loss(t([[[BIG] * 4]]), t([[[1.0] * 4]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert dice_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dice_on_empty_mask_with_half_probabilities():
+    # intersection 0, sum of probabilities 2, smooth 1: dice = 1 / 3
+    assert dice_loss(t([[[0.0] * 4]]), t([[[0.0] * 4]])).item() == pytest.approx(2 / 3, rel=1e-6)
+
+
+def test_dice_per_image_averages_images_and_batch_mode_pools_them():
+    logits = t([[[BIG] * 4], [[0.0] * 4]])
+    target = t([[[1.0] * 4], [[0.0] * 4]])
+    # per image: dice 1 and 1/3, mean 2/3 -> loss 1/3; pooled: (2*4 + 1) / (4 + 4 + 2 + 1) = 9/11
+    assert dice_loss(logits, target, per_image=True).item() == pytest.approx(1 / 3, rel=1e-5)
+    assert dice_loss(logits, target, per_image=False).item() == pytest.approx(2 / 11, rel=1e-5)
+
+
+def test_dice_bce_is_the_weighted_sum():
+    logits, target = t([[[0.5, -1.0, 2.0, 0.0]]]), t([[[1.0, 0.0, 1.0, 0.0]]])
+    expected = 0.3 * dice_loss(logits, target) + 0.7 * bce_loss(logits, target)
+    assert dice_bce_loss(logits, target, dice_weight=0.3, bce_weight=0.7).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_focal_matches_hand_value():
+    # logit 0 on a defect pixel: bce = ln 2, p_t = 0.5, alpha 0.25, gamma 2
+    assert focal_loss(t([[[0.0]]]), t([[[1.0]]])).item() == pytest.approx(0.25 * 0.25 * math.log(2), rel=1e-6)
+
+
+def test_tversky_matches_hand_value():
+    # p = 0.5 everywhere, 2 of 4 pixels defect: tp = 1, fp = 1, fn = 1
+    value = tversky_loss(t([[[0.0] * 4]]), t([[[1.0, 1.0, 0.0, 0.0]]]), alpha=0.3, beta=0.7)
+    assert value.item() == pytest.approx(1 - 2 / 3, rel=1e-6)
+
+
+def test_tversky_is_zero_on_empty_mask_and_empty_prediction():
+    assert tversky_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "dicebce", "focal", "tversky"])
+def test_every_loss_gives_a_finite_gradient(name):
+    logits = torch.randn(2, 1, 8, 8, requires_grad=True)
+    loss = build_loss(name, params_with().losses)(logits, (torch.rand(2, 1, 8, 8) > 0.7).float())
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

@@ -1,0 +1,140 @@
+"""The training loop on tiny synthetic data: it learns, resumes exactly, and repeats itself."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from dvclive import Live
+
+from conftest import default_params_dict, override
+from defectseg.checkpoint import load_checkpoint, save_checkpoint
+from defectseg.dataset import Split
+from defectseg.errors import DataError
+from defectseg.losses import build_loss
+from defectseg.params import parse_params
+from defectseg.synthetic import make_tile
+from defectseg.training import RunSpec, TrainingError, fit
+
+
+def tiny_split(count: int, offset: int) -> Split:
+    tiles = [make_tile(7, offset + i, 32, 0.25) for i in range(count)]
+    return Split(
+        np.stack([t.image for t in tiles]),
+        (np.stack([t.mask for t in tiles]) > 0).astype(np.uint8),
+        np.array([f"t{offset + i}" for i in range(count)]),
+        np.array([t.defect_class for t in tiles]),
+    )
+
+
+def tiny_params(**overrides):
+    settings = {
+        "preprocess.image_size": 32,
+        "train.unet.base_width": 4,
+        "train.unet.depth": 2,
+        "train.epochs": 4,
+        "train.batch_size": 4,
+        "train.lr": 0.01,
+        "train.device": "cpu",
+        **overrides,
+    }
+    return parse_params(override(default_params_dict(), settings))
+
+
+def train(tmp_path, params, loss_fn=None, name="run"):
+    spec = RunSpec(params.train, "dicebce", {}, 0, "data")
+    loss_fn = loss_fn or build_loss("dicebce", params.losses)
+    with Live(dir=str(tmp_path / name / "live"), dvcyaml=None, save_dvc_exp=False) as live:
+        return fit(spec, loss_fn, tiny_split(12, 0), tiny_split(4, 100), tmp_path / name / "last.pt", live)
+
+
+def test_short_training_lowers_the_loss(tmp_path):
+    result = train(tmp_path, tiny_params(**{"train.epochs": 5}))
+    losses = [row["train_loss"] for row in result["history"]]
+    assert losses[-1] < losses[0] * 0.9
+    assert (tmp_path / "run" / "live" / "plots" / "metrics" / "val" / "iou.tsv").is_file()
+
+
+def test_same_seed_gives_identical_history(tmp_path):
+    params = tiny_params(**{"train.epochs": 2})
+    first = train(tmp_path, params, name="a")["history"]
+    second = train(tmp_path, params, name="b")["history"]
+    assert first == second
+
+
+def test_bf16_and_fp32_both_train(tmp_path):
+    for precision in ("fp32", "bf16"):
+        history = train(tmp_path, tiny_params(**{"train.epochs": 2, "train.precision": precision}), name=precision)["history"]
+        assert all(np.isfinite(row["train_loss"]) for row in history)
+
+
+class InterruptAfter:
+    """A loss that raises KeyboardInterrupt on its n-th training call, as Ctrl-C would.
+
+    12 train images in batches of 4 make 3 calls an epoch: 11 calls stop epoch 4 midway.
+    """
+
+    def __init__(self, loss_fn, calls: int):
+        self.loss_fn, self.calls = loss_fn, calls
+
+    def __call__(self, logits, target):
+        if logits.requires_grad:
+            self.calls -= 1
+            if self.calls == 0:
+                raise KeyboardInterrupt
+        return self.loss_fn(logits, target)
+
+
+def test_interrupted_run_resumes_from_last_epoch_and_matches_uninterrupted(tmp_path):
+    params = tiny_params()
+    uninterrupted = train(tmp_path, params, name="whole")["history"]
+    loss_fn = build_loss("dicebce", params.losses)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, params, InterruptAfter(loss_fn, calls=3 * 3 + 2), name="cut")
+    saved = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert len(saved["history"]) == 3
+    resumed = train(tmp_path, params, name="cut")["history"]
+    assert resumed == uninterrupted
+
+
+def test_finished_run_is_not_trained_again(tmp_path):
+    params = tiny_params(**{"train.epochs": 2})
+    train(tmp_path, params)
+    calls = []
+    result = train(tmp_path, params, lambda logits, target: calls.append(1) or logits.mean())
+    assert calls == [] and len(result["history"]) == 2
+
+
+def test_changed_params_start_afresh(tmp_path, capsys):
+    train(tmp_path, tiny_params(**{"train.epochs": 2}))
+    result = train(tmp_path, tiny_params(**{"train.epochs": 2, "train.lr": 0.005}))
+    assert "from another configuration; starting afresh" in capsys.readouterr().err
+    assert result["history"][0]["lr"] == 0.005
+
+
+def test_nan_loss_stops_with_the_epoch_named(tmp_path):
+    def nan_loss(logits, target):
+        return logits.mean() * float("nan")
+
+    with pytest.raises(TrainingError, match="epoch 1: loss became nan"):
+        train(tmp_path, tiny_params(), nan_loss)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoint_with_pickled_object_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"model": RunsCode()}, tmp_path / "evil.pt")
+    with pytest.raises(DataError, match="evil.pt: refused: holds pickled objects"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "ok.pt", {"weights": torch.ones(1000)})
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "ok.pt").read_bytes()[:500])
+    with pytest.raises(DataError, match="cut.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "cut.pt")
