@@ -146,12 +146,27 @@ class CompareParams(Section):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
+class EvaluateParams(Section):
+    threshold_steps: Annotated[int, Field(ge=1, le=999)]
+    worst_overlays: Annotated[int, Field(ge=0, le=100)]
+    batch_size: PositiveInt
+    device: Literal["auto", "cpu", "cuda", "mps"]
+
+
+class ReportParams(Section):
+    bootstrap_samples: Annotated[int, Field(ge=100)]
+    bootstrap_seed: Annotated[int, Field(ge=0)]
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)]
+
+
 class Params(Section):
     data: DataParams
     preprocess: PreprocessParams
     train: TrainParams
     losses: LossesParams
     compare: CompareParams
+    evaluate: EvaluateParams
+    report: ReportParams
 
     @model_validator(mode="after")
     def _rotation_needs_square_images(self) -> "Params":

@@ -1,0 +1,265 @@
+"""The report stage: one comparison of the losses, as DVC metrics and a Markdown page.
+
+Reads every (loss, seed) run named in ``compare`` and writes:
+- ``comparison.json``: the IoU table per loss (seed means), a DVC metric that
+  ``dvc exp show`` and ``dvc metrics diff`` show;
+- ``report.md`` with figures and overlays beside it, readable on GitHub as is.
+"""
+
+import itertools
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
+from defectseg.errors import DataError  # noqa: E402
+from defectseg.params import Params  # noqa: E402
+from defectseg.statistics import mean_interval, paired_bootstrap  # noqa: E402
+from defectseg.train_run import run_name  # noqa: E402
+
+TABLE_COLUMNS = [
+    ("iou", "test IoU"),
+    ("mean_image_iou", "mean image IoU"),
+    ("false_alarm_rate", "false alarms"),
+    ("detection_precision", "detection P"),
+    ("detection_recall", "detection R"),
+    ("dice", "Dice"),
+    ("pixel_precision", "pixel P"),
+    ("pixel_recall", "pixel R"),
+    ("pixel_ap", "pixel AP"),
+    ("miou_2class", "2-class mIoU"),
+]
+
+
+@dataclass(frozen=True)
+class Run:
+    """The evaluated outputs of one (loss, seed) run."""
+
+    loss: str
+    seed: int
+    metrics: dict
+    per_image: pd.DataFrame
+    pr_curve: pd.DataFrame
+    history: pd.DataFrame
+    overlays: Path
+
+
+def _read_tsv(path: Path, column: str) -> pd.Series:
+    return pd.read_csv(path, sep="\t").set_index("step")[column]
+
+
+def load_run(loss: str, seed: int, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) -> Run:
+    """Read one run's metrics, per-image counts, PR curve and training history."""
+    name = run_name(loss, seed)
+    metrics_path = Path(metrics_dir) / f"{name}.json"
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except FileNotFoundError:
+        raise DataError(metrics_path, f"run {name} has not been evaluated") from None
+    plots = Path(live_dir) / name / "plots" / "metrics"
+    history = pd.DataFrame(
+        {
+            "train_loss": _read_tsv(plots / "train" / "loss.tsv", "loss"),
+            "val_loss": _read_tsv(plots / "val" / "loss.tsv", "loss"),
+            "val_iou": _read_tsv(plots / "val" / "iou.tsv", "iou"),
+        }
+    )
+    folder = Path(evaluation_dir) / name
+    return Run(
+        loss,
+        seed,
+        metrics,
+        pd.read_csv(folder / "per_image.csv", dtype={"id": str}),
+        pd.read_csv(folder / "pr_curve.csv"),
+        history,
+        folder / "overlays",
+    )
+
+
+def comparison_table(runs: list[Run], confidence: float) -> dict:
+    """Per loss: seed-mean of each metric on test and train, with intervals where seeds allow."""
+    table = {}
+    for loss, group in itertools.groupby(runs, key=lambda r: r.loss):
+        group = list(group)
+        row = {"seeds": len(group), "threshold": float(np.mean([r.metrics["threshold"] for r in group]))}
+        for split in ("test", "train"):
+            for key, _ in TABLE_COLUMNS:
+                values = [r.metrics[split][key] for r in group if r.metrics[split][key] is not None]
+                if not values:
+                    continue
+                mean, half = mean_interval(values, confidence)
+                row[f"{split}_{key}"] = mean
+                if half is not None:
+                    row[f"{split}_{key}_ci"] = half
+        classes = sorted({c for r in group for c in r.metrics["test"]["per_class_iou"]})
+        row["test_per_class_iou"] = {
+            c: float(np.mean([r.metrics["test"]["per_class_iou"][c] for r in group if c in r.metrics["test"]["per_class_iou"]]))
+            for c in classes
+        }
+        table[loss] = row
+    return table
+
+
+def _pooled_counts(group: list[Run]) -> dict[str, np.ndarray]:
+    """Per-image counts summed over a loss's seeds, in image-id order."""
+    frames = [r.per_image.sort_values("id").reset_index(drop=True) for r in group]
+    return {k: sum(f[k].to_numpy() for f in frames) for k in ("tp", "fp", "fn")}
+
+
+def pairwise_bootstrap(runs: list[Run], samples: int, seed: int, confidence: float) -> dict[str, dict]:
+    """A paired bootstrap of test IoU for every pair of losses, keyed ``<a>_vs_<b>``."""
+    by_loss = {loss: list(group) for loss, group in itertools.groupby(runs, key=lambda r: r.loss)}
+    return {
+        f"{a}_vs_{b}": paired_bootstrap(_pooled_counts(by_loss[a]), _pooled_counts(by_loss[b]), samples, seed, confidence)
+        for a, b in itertools.combinations(by_loss, 2)
+    }
+
+
+def _plot_training(runs: list[Run], path: Path) -> None:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        label = run_name(run.loss, run.seed)
+        epochs = run.history.index + 1
+        left.plot(epochs, run.history["val_iou"], label=label)
+        right.plot(epochs, run.history["train_loss"] / run.history["train_loss"].iloc[0], label=label)
+    left.set(title="val defect IoU (threshold 0.5)", xlabel="epoch", ylabel="IoU")
+    right.set(title="train loss / first-epoch train loss", xlabel="epoch", ylabel="relative loss")
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _plot_pr(runs: list[Run], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(5.5, 4.5))
+    for run in runs:
+        ap = run.metrics["test"]["pixel_ap"]
+        axes.plot(run.pr_curve["recall"], run.pr_curve["precision"], label=f"{run_name(run.loss, run.seed)} (AP {ap:.3f})")
+    axes.set(title="test pixel precision-recall", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _cell(row: dict, key: str) -> str:
+    if key not in row:
+        return "n/a"
+    half = row.get(f"{key}_ci")
+    return f"{row[key]:.3f} ± {half:.3f}" if half is not None else f"{row[key]:.3f}"
+
+
+def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], params: Params, data_summary: dict) -> str:
+    """The report page; figures and overlays are linked relative to it."""
+    confidence = int(params.report.confidence * 100)
+    seeds = len(params.compare.seeds)
+    height, width = params.preprocess.height_width
+    lines = [
+        "# Loss comparison",
+        "",
+        f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs "
+        f"(train {data_summary['per_split']['train']}, val {data_summary['per_split']['val']}, "
+        f"test {data_summary['per_split']['test']}), resized to {height}x{width}. "
+        f"Model: `{params.train.model}`, {params.train.epochs} epochs, {params.train.precision}. "
+        f"Seeds: {', '.join(map(str, params.compare.seeds))}.",
+        "",
+        "The decision threshold of each run is chosen on the val split (the one that maximises "
+        "global defect IoU) and then applied unchanged to test and train. "
+        + (f"Cells show the mean over {seeds} seeds ± the half-width of its {confidence}% t-interval." if seeds > 1 else "One seed: no interval over seeds."),
+        "",
+        "## Test split",
+        "",
+        "| loss | " + " | ".join(title for _, title in TABLE_COLUMNS) + " | train IoU | threshold |",
+        "|---|" + "---:|" * (len(TABLE_COLUMNS) + 2),
+    ]
+    for loss, row in table.items():
+        cells = [_cell(row, f"test_{key}") for key, _ in TABLE_COLUMNS]
+        lines.append(f"| {loss} | " + " | ".join(cells) + f" | {_cell(row, 'train_iou')} | {row['threshold']:.2f} |")
+    lines += [
+        "",
+        f"## Is the difference real? Paired bootstrap over test images ({params.report.bootstrap_samples} resamples)",
+        "",
+        f"| comparison | test IoU difference | {confidence}% interval | significant |",
+        "|---|---:|---:|---|",
+    ]
+    for key, pair in bootstrap.items():
+        verdict = "yes" if pair["significant"] else "no"
+        a, b = key.split("_vs_")
+        lines.append(
+            f"| {a} − {b} | {pair['difference']:+.3f} | [{pair['low']:+.3f}, {pair['high']:+.3f}] | {verdict} |"
+        )
+    classes = sorted({c for row in table.values() for c in row["test_per_class_iou"]})
+    lines += ["", "## Test IoU per defect class", "", "| loss | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+    for loss, row in table.items():
+        per_class = row["test_per_class_iou"]
+        lines.append(f"| {loss} | " + " | ".join(f"{per_class[c]:.3f}" if c in per_class else "n/a" for c in classes) + " |")
+    lines += [
+        "",
+        "## Training curves",
+        "",
+        "![training curves](figures/training_curves.png)",
+        "",
+        "## Precision-recall on test pixels",
+        "",
+        "![precision-recall curves](figures/pr_curves.png)",
+        "",
+        "## Worst test images",
+        "",
+        "Each picture: image | truth (green) | prediction: true positives green, false positives red, "
+        "false negatives blue. Lowest per-image IoU first, among images with any error.",
+        "",
+    ]
+    for run in runs:
+        if run.seed != params.compare.seeds[0]:
+            continue
+        name = run_name(run.loss, run.seed)
+        pictures = sorted(run.overlays.glob("*.png"))
+        lines += [f"### {name}", ""]
+        lines += [f"![{p.stem}](overlays/{name}/{p.name})" for p in pictures] or ["No test image has an error."]
+        lines.append("")
+    lines += [
+        "## Definitions",
+        "",
+        "- **test IoU**: global defect IoU, with intersection and union summed over every test image "
+        "(defect-free ones included, so false alarms count).",
+        "- **mean image IoU**: IoU per image, averaged over the images that have defects.",
+        "- **false alarms**: share of defect-free images with any predicted defect pixel.",
+        "- **detection P / R**: image-level precision and recall of \"has a defect\".",
+        "- **Dice**: global pixel F1 of the defect class. **pixel P / R**: global pixel precision and recall.",
+        "- **pixel AP**: average precision of the pixel probabilities (binned into 1000 steps), independent of the threshold.",
+        "- **2-class mIoU**: mean of background IoU and defect IoU; background dominates it, so it reads high.",
+        "- Empty cases: IoU and Dice are 1 when truth and prediction are both empty; precision is 1 when nothing is "
+        "predicted, recall is 1 when there is nothing to find.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build_report(params: Params, metrics_dir: Path, evaluation_dir: Path, live_dir: Path, data_summary_path: Path, report_dir: Path, comparison_path: Path) -> dict:
+    """Write the comparison metric and the report folder; return the comparison table."""
+    runs = [
+        load_run(loss, seed, metrics_dir, evaluation_dir, live_dir)
+        for loss in params.compare.losses
+        for seed in params.compare.seeds
+    ]
+    table = comparison_table(runs, params.report.confidence)
+    bootstrap = pairwise_bootstrap(runs, params.report.bootstrap_samples, params.report.bootstrap_seed, params.report.confidence)
+    data_summary = json.loads(Path(data_summary_path).read_text())
+    with atomic_dir(report_dir) as tmp:
+        (tmp / "figures").mkdir()
+        _plot_training(runs, tmp / "figures" / "training_curves.png")
+        _plot_pr(runs, tmp / "figures" / "pr_curves.png")
+        for run in runs:
+            if run.seed == params.compare.seeds[0] and run.overlays.is_dir():
+                shutil.copytree(run.overlays, tmp / "overlays" / run_name(run.loss, run.seed))
+        write_text(tmp / "report.md", render_markdown(table, bootstrap, runs, params, data_summary))
+    write_json(comparison_path, {"losses": table, "bootstrap": bootstrap})
+    return table

@@ -1,0 +1,68 @@
+"""The whole pipeline through ``dvc repro`` and ``dvc exp run`` in a real git + DVC repository."""
+
+import json
+import re
+
+import pytest
+
+TINY = {
+    "data.synthetic.count": 30,
+    "data.synthetic.tile_size": 32,
+    "preprocess.image_size": 32,
+    "train.unet.base_width": 4,
+    "train.unet.depth": 2,
+    "train.epochs": 2,
+    "train.batch_size": 4,
+    "evaluate.worst_overlays": 2,
+    "report.bootstrap_samples": 200,
+}
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    from conftest import DvcRepo
+
+    root = tmp_path_factory.mktemp("pipeline")
+    repo = DvcRepo(root)
+    repo.set_params(**TINY)
+    repo.commit("tiny pipeline")
+    first = repo.run("dvc", "repro")
+    repo.commit("reproduced")
+    return repo, first
+
+
+def ran(result) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout))
+
+
+def test_repro_runs_every_stage_and_writes_the_three_loss_report(reproduced):
+    repo, first = reproduced
+    assert ran(first) == {
+        "prepare", "preprocess", "train@bce-0", "train@dice-0", "train@dicebce-0",
+        "evaluate@bce-0", "evaluate@dice-0", "evaluate@dicebce-0", "report",
+    }  # fmt: skip
+    report = (repo.root / "reports" / "report.md").read_text()
+    for loss in ("bce", "dice", "dicebce"):
+        assert re.search(rf"^\| {loss} \| \d\.\d{{3}} \|", report, re.MULTILINE), report
+    comparison = json.loads((repo.root / "metrics" / "comparison.json").read_text())
+    assert set(comparison["losses"]) == {"bce", "dice", "dicebce"}
+
+
+def test_second_repro_does_nothing(reproduced):
+    repo, _ = reproduced
+    assert ran(repo.run("dvc", "repro")) == set()
+    assert "up to date" in repo.run("dvc", "status").stdout
+
+
+def test_metrics_are_visible_to_dvc(reproduced):
+    repo, _ = reproduced
+    shown = repo.run("dvc", "metrics", "show", "--json").stdout
+    assert "test_iou" in shown and "threshold" in shown
+
+
+def test_one_loss_setting_reruns_only_that_branch_and_the_report(reproduced):
+    repo, _ = reproduced
+    result = repo.run("dvc", "exp", "run", "-S", "losses.dice.smooth=2.0")
+    assert ran(result) == {"train@dice-0", "evaluate@dice-0", "report"}
+    table = repo.run("dvc", "exp", "show", "--csv", "--no-pager").stdout
+    assert "losses.bce.test_iou" in table.splitlines()[0] or "bce.test_iou" in table.splitlines()[0]
