@@ -39,8 +39,26 @@ def test_invalid_params_name_the_key(overrides, message):
 
 
 def test_size_accepts_height_and_width():
-    params = parse_params(override(default_params_dict(), {"preprocess.image_size": [96, 128]}))
+    settings = {"preprocess.image_size": [96, 128], "train.augment.rotate90": 0.0}
+    params = parse_params(override(default_params_dict(), settings))
     assert params.preprocess.height_width == (96, 128)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"preprocess.image_size": [96, 128]}, "params.yaml: train.augment.rotate90 needs square images"),
+        ({"preprocess.image_size": 72}, "params.yaml: preprocess.image_size (72, 72) must be divisible by 2**train.unet.depth = 16"),
+        ({"train.epochs": -1}, "params.yaml: train.epochs: Input should be greater than 0 (got -1)"),
+        ({"train.model": "resnet"}, "train.model: Input should be 'unet'"),
+        ({"compare.losses": ["bce", "hinge"]}, "compare.losses.1: Input should be 'bce'"),
+    ],
+)
+def test_cross_section_and_training_errors_read_as_one_line(overrides, message):
+    with pytest.raises(ParamsError) as caught:
+        parse_params(override(default_params_dict(), overrides))
+    assert str(caught.value).startswith(message) or message in str(caught.value)
+    assert "\n" not in str(caught.value) and "'data':" not in str(caught.value)
 
 
 def test_missing_params_file_is_a_clear_error(tmp_path):

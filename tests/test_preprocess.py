@@ -36,16 +36,18 @@ def test_preprocess_writes_uint8_arrays_per_split(tmp_path):
         mask[10:30, 10:30] = [0, 1, 128, 255][i % 4]
         write_png(source / "images" / f"p{i}.png", image)
         write_png(source / "masks" / f"p{i}.png", mask)
-    params = params_with(**{"data.source": str(source), "preprocess.image_size": [30, 40]})
+    params = params_with(**{"data.source": str(source), "preprocess.image_size": [32, 48], "train.augment.rotate90": 0.0})
     prepare(params.data, tmp_path / "prepared", tmp_path / "cache")
     info = preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
     total = 0
     for split in ("train", "val", "test"):
         arrays = np.load(tmp_path / "pre" / f"{split}.npz")
-        assert arrays["images"].dtype == np.uint8 and arrays["images"].shape[1:] == (30, 40)
+        assert arrays["images"].dtype == np.uint8 and arrays["images"].shape[1:] == (32, 48)
         assert set(np.unique(arrays["masks"])) <= {0, 1}
         for mask, image_id in zip(arrays["masks"], arrays["ids"]):
             value = [0, 1, 128, 255][int(image_id[1:]) % 4]
-            assert mask.sum() == (100 if value > 127 else 0)
+            # rows 10-30 of 60 -> 5.33-16 of 32: rows 5..15 (row 5 is 2/3 covered) = 11 rows;
+            # columns 10-30 of 80 -> 6-18 of 48 = 12 columns
+            assert mask.sum() == (11 * 12 if value > 127 else 0)
         total += len(arrays["ids"])
-    assert total == 12 and info["height"] == 30
+    assert total == 12 and info["height"] == 32

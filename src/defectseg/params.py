@@ -187,10 +187,15 @@ class Params(Section):
 
 
 def _format_error(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
-    return f"{key}: {error['msg']} (got {error['input']!r})"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    return f"{key}: {message} (got {error['input']!r})"
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
