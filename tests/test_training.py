@@ -14,7 +14,7 @@ from defectseg.errors import DataError
 from defectseg.losses import build_loss
 from defectseg.params import parse_params
 from defectseg.synthetic import make_tile
-from defectseg.training import RunSpec, TrainingError, fit
+from defectseg.training import RunSpec, TrainingError, epoch_indices, fit
 
 
 def tiny_split(count: int, offset: int) -> Split:
@@ -138,3 +138,24 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     (tmp_path / "cut.pt").write_bytes((tmp_path / "ok.pt").read_bytes()[:500])
     with pytest.raises(DataError, match="cut.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_epoch_keeps_every_defect_image_and_a_fresh_share_of_free_ones():
+    split = tiny_split(40, 0)
+    has_defect = split.masks.reshape(40, -1).any(axis=1)
+    first = epoch_indices(split, 0.5, torch.Generator().manual_seed(1))
+    second = epoch_indices(split, 0.5, torch.Generator().manual_seed(2))
+    for chosen in (first, second):
+        assert set(np.flatnonzero(has_defect)) <= set(chosen)
+        assert len(chosen) == has_defect.sum() + round((~has_defect).sum() * 0.5)
+    assert first != second
+    assert first == epoch_indices(split, 0.5, torch.Generator().manual_seed(1))
+    assert epoch_indices(split, 1.0, torch.Generator()) == list(range(40))
+
+
+def test_too_few_training_images_is_a_clear_error(tmp_path):
+    params = tiny_params()
+    spec = RunSpec(params.train, "dicebce", {}, 0, "data")
+    with Live(dir=str(tmp_path / "live"), dvcyaml=None, save_dvc_exp=False) as live:
+        with pytest.raises(DataError, match="an epoch would hold 1 image"):
+            fit(spec, build_loss("dicebce", params.losses), tiny_split(1, 0), tiny_split(2, 50), tmp_path / "last.pt", live)

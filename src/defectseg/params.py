@@ -95,6 +95,7 @@ class TrainParams(Section):
     unet: UnetParams
     epochs: PositiveInt
     batch_size: Annotated[int, Field(ge=2)]
+    free_sample_share: Annotated[float, Field(gt=0.0, le=1.0)]
     optimizer: Literal["adam", "adamw"]
     lr: PositiveFloat
     weight_decay: NonNegativeFloat

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from defectseg.augment import build_augment
@@ -96,6 +96,15 @@ class Compute:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
 
+def epoch_indices(split: Split, free_share: float, generator: torch.Generator) -> list[int]:
+    """The train images of one epoch: every image with a defect, and a random share of the others."""
+    has_defect = split.masks.reshape(len(split), -1).any(axis=1)
+    defective, free = np.flatnonzero(has_defect), np.flatnonzero(~has_defect)
+    keep = round(len(free) * free_share)
+    chosen = free[torch.randperm(len(free), generator=generator)[:keep].numpy()] if keep < len(free) else free
+    return sorted(np.concatenate([defective, chosen]).tolist())
+
+
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, compute: Compute, batch_size: int) -> torch.Tensor:
     """Float32 logits for normalized (N, 1, H, W) images, in eval mode, on the CPU."""
     model.eval()
@@ -165,8 +174,6 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     are whole.
     """
     params = spec.params
-    if len(train_split) < 2:
-        raise DataError(last_path, f"the train split has {len(train_split)} image(s); training needs at least 2")
     compute = Compute(pick_device(params.device), params.precision == "bf16", params.channels_last)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(spec.seed)
@@ -176,7 +183,10 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     augment = build_augment(params.augment)
     normalization = Normalization.of(train_split.images)
     dataset = SegmentationDataset(train_split, normalization, augment)
-    batch_size = min(params.batch_size, len(train_split))
+    epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))
+    if epoch_size < 2:
+        raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2")
+    batch_size = min(params.batch_size, epoch_size)
     fingerprint = spec.fingerprint()
 
     history: list[dict] = []
@@ -194,7 +204,8 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
 
     for epoch in range(len(history) + 1, params.epochs + 1):
         generator = seed_epoch(spec.seed, epoch, augment)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
+        subset = Subset(dataset, epoch_indices(train_split, params.free_sample_share, generator))
+        loader = DataLoader(subset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
         train_loss = _train_one_epoch(model, loader, optimizer, loss_fn, compute, epoch)
         val_loss, val_iou = validate(model, val_split, normalization, loss_fn, compute, batch_size)
         if not math.isfinite(val_loss):
