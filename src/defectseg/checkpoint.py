@@ -6,6 +6,7 @@ hidden in them); a refused or corrupt file is reported as a ``DataError``.
 """
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,13 +25,16 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint written by ``save_checkpoint``, refusing anything else."""
     path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint not found")
+    if not zipfile.is_zipfile(path):
+        raise DataError(path, "not a readable checkpoint (not a file written by torch.save)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DataError(path, "checkpoint not found") from None
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise DataError(path, f"refused: holds pickled objects, not plain weights ({first_line})") from None
+        culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(exc))
+        detail = f": {culprit.group(1)}" if culprit else ""
+        raise DataError(path, f"refused: holds pickled objects, not plain weights{detail}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise DataError(path, f"not a readable checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if not isinstance(state, dict):

@@ -30,3 +30,10 @@ def overlay_panel(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -
     _paint(errors, truth & ~predicted, FN_COLOUR)
     gap = np.full((image.shape[0], 4, 3), 255, np.float32)
     return np.concatenate([_rgb(image), gap, truth_panel, gap, errors], axis=1).round().astype(np.uint8)
+
+
+def prediction_overlay(image: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """An RGB uint8 picture of the image with predicted defect pixels in red."""
+    picture = _rgb(image)
+    _paint(picture, predicted.astype(bool), FP_COLOUR, alpha=0.5)
+    return picture.round().astype(np.uint8)

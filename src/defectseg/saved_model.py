@@ -20,6 +20,7 @@ from defectseg.params import TrainParams, UnetParams
 MODEL_FORMAT = "defectseg-model-1"
 WEIGHTS = "model.pt"
 METADATA = "model.json"
+THRESHOLD = "threshold.json"
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,35 @@ def save_model(folder: Path, weights: dict, train_params: TrainParams, normaliza
     write_json(folder / METADATA, metadata)
 
 
+def save_threshold(folder: Path, threshold: float, chosen_on: str, score: float) -> None:
+    """Write the decision threshold chosen by evaluate beside the weights."""
+    write_json(Path(folder) / THRESHOLD, {"threshold": threshold, "chosen_on": chosen_on, "iou": score})
+
+
+def load_threshold(folder: Path) -> float | None:
+    """The threshold saved beside the model, or None if evaluate has not written one."""
+    path = Path(folder) / THRESHOLD
+    if not path.exists():
+        return None
+    try:
+        return float(json.loads(path.read_text())["threshold"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(path, f"not a threshold file ({exc})") from None
+
+
+def model_folder(path: Path) -> Path:
+    """The model folder for a path that names the folder or a file inside it."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists() or path.name in (WEIGHTS, METADATA):
+        return path.parent
+    raise DataError(path, "model path does not exist")
+
+
 def load_model(folder: Path) -> SavedModel:
     """Load a model saved by ``save_model``; anything else is refused with a clear error."""
-    folder = Path(folder)
+    folder = model_folder(folder)
     meta_path = folder / METADATA
     try:
         metadata = json.loads(meta_path.read_text())

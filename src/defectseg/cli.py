@@ -1,0 +1,52 @@
+"""The ``defectseg`` command: ``predict`` on new images, ``export`` a trained model."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from defectseg.errors import DefectsegError
+from defectseg.stage import run_stage
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="defectseg", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="write defect masks for images")
+    predict.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
+    predict.add_argument("--threshold", type=float, help="probability threshold (default: the one chosen by evaluate)")
+    predict.add_argument("--out", type=Path, required=True, help="folder for masks, overlays and predictions.csv")
+    predict.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    predict.add_argument("inputs", type=Path, nargs="+", help="image files or folders of images")
+    export = commands.add_parser("export", help="export a model to TorchScript or ONNX")
+    export.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
+    export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
+    export.add_argument("--out", type=Path, required=True, help="file to write")
+    return parser
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from defectseg.predict import predict
+
+    if args.batch_size < 1:
+        raise DefectsegError(f"--batch-size must be at least 1, got {args.batch_size}")
+    outcome = predict(args.model, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device)
+    flagged = sum(row["has_defect"] for row in outcome.rows)
+    print(f"{len(outcome.rows)} images predicted, {flagged} with defects; wrote {args.out}")
+    if outcome.failures:
+        print(f"{len(outcome.failures)} failed:", file=sys.stderr)
+        for path, problem in outcome.failures:
+            print(f"  {path}: {problem}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from defectseg.export import export_model
+
+    print(f"wrote {export_model(args.model, args.format, args.out)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    run_stage(lambda: _predict(args) if args.command == "predict" else _export(args))

@@ -1,0 +1,133 @@
+"""``defectseg predict`` and ``export`` on a tiny trained model and synthetic images."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from dvclive import Live
+from PIL import Image
+
+from conftest import write_png
+from defectseg.cli import main
+from defectseg.export import deployable, export_model
+from defectseg.losses import build_loss
+from defectseg.saved_model import save_model, save_threshold
+from defectseg.synthetic import make_tile
+from defectseg.training import RunSpec, fit
+from test_training import tiny_params, tiny_split
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("model")
+    params = tiny_params(**{"train.epochs": 2})
+    spec = RunSpec(params.train, "dicebce", {}, 0, "data")
+    with Live(dir=str(root / "live"), dvcyaml=None, save_dvc_exp=False) as live:
+        result = fit(spec, build_loss("dicebce", params.losses), tiny_split(12, 0), tiny_split(4, 50), root / "last.pt", live)
+    folder = root / "model"
+    save_model(folder, result["best"]["weights"], params.train, result["normalization"], {"input_size": [32, 32], "best_epoch": 2})
+    save_threshold(folder, 0.5, "val", 0.0)
+    return folder
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    write_png(folder / "gray8.png", make_tile(5, 0, 64, 0.0).image[:50, :])
+    write_png(folder / "gray16.png", make_tile(5, 1, 40, 0.0).image.astype(np.uint16) * 257)
+    Image.fromarray(make_tile(5, 2, 48, 0.0).image).convert("RGB").save(folder / "colour.jpg")
+    return folder
+
+
+def run_cli(*args) -> int:
+    with pytest.raises(SystemExit) as stopped:
+        main([str(a) for a in args])
+        raise SystemExit(0)
+    return stopped.value.code
+
+
+def test_predict_writes_masks_at_original_size_overlays_and_csv(model_dir, images, tmp_path):
+    assert run_cli("predict", "--model", model_dir, "--out", tmp_path / "out", "--overlay", images) == 0
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert sorted(table["mask"]) == ["colour.png", "gray16.png", "gray8.png"]
+    for stem, size in [("gray8", (64, 50)), ("gray16", (40, 40)), ("colour", (48, 48))]:
+        mask = Image.open(tmp_path / "out" / f"{stem}.png")
+        assert mask.size == size and mask.mode == "L"
+        assert set(np.unique(np.asarray(mask))) <= {0, 255}
+        assert Image.open(tmp_path / "out" / f"{stem}_overlay.png").size == size
+        row = table[table["mask"] == f"{stem}.png"].iloc[0]
+        assert row["defect_pixels"] == (np.asarray(mask) > 0).sum()
+        assert row["has_defect"] == (row["defect_pixels"] > 0)
+
+
+def test_threshold_comes_from_evaluate_unless_given(model_dir, images, tmp_path):
+    run_cli("predict", "--model", model_dir, "--out", tmp_path / "default", images)
+    run_cli("predict", "--model", model_dir, "--threshold", "0.5", "--out", tmp_path / "given", images)
+    run_cli("predict", "--model", model_dir, "--threshold", "0.01", "--out", tmp_path / "low", images)
+    default, given, low = (pd.read_csv(tmp_path / n / "predictions.csv")["defect_pixels"].sum() for n in ("default", "given", "low"))
+    assert default == given and low > given
+
+
+def test_model_without_threshold_needs_one(model_dir, images, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare)
+    (bare / "threshold.json").unlink()
+    assert run_cli("predict", "--model", bare, "--out", tmp_path / "out", images) == 1
+    assert "no threshold.json beside the model" in capsys.readouterr().err
+
+
+def test_unreadable_image_is_listed_and_the_rest_processed(model_dir, images, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"\x89PNG not really")
+    assert run_cli("predict", "--model", model_dir, "--out", tmp_path / "out", images) == 1
+    err = capsys.readouterr().err
+    assert "1 failed" in err and "broken.png: not a readable image" in err
+    assert len(pd.read_csv(tmp_path / "out" / "predictions.csv")) == 3
+
+
+def test_folder_without_images_is_an_error(model_dir, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert run_cli("predict", "--model", model_dir, "--out", tmp_path / "out", tmp_path / "empty") == 1
+    err = capsys.readouterr().err
+    assert "no images to predict" in err and "empty: folder holds no image files" in err
+
+
+def test_foreign_or_pickled_model_files_are_refused(model_dir, images, tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    shutil.copytree(model_dir, foreign)
+    (foreign / "model.pt").write_bytes(b"definitely not a checkpoint")
+    assert run_cli("predict", "--model", foreign, "--out", tmp_path / "out", images) == 1
+    assert "model.pt: not a readable checkpoint" in capsys.readouterr().err
+    torch.save({"format": "defectseg-model-1", "weights": Image.new("L", (1, 1))}, foreign / "model.pt")
+    assert run_cli("predict", "--model", foreign, "--out", tmp_path / "out", images) == 1
+    assert "refused: holds pickled objects" in capsys.readouterr().err
+    assert run_cli("predict", "--model", tmp_path / "images-not-a-model", "--out", tmp_path / "out", images) == 1
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_the_pytorch_model(model_dir, tmp_path, fmt):
+    out = export_model(model_dir, fmt, tmp_path / f"model.{fmt}")
+    module, example = deployable(model_dir)
+    batch = torch.cat([example, example[:1] * 0.5])
+    with torch.no_grad():
+        expected = module(batch).numpy()
+    if fmt == "torchscript":
+        got = torch.jit.load(str(out))(batch).detach().numpy()
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out))
+        got = session.run(None, {"pixels": batch.numpy()})[0]
+    assert got.shape == expected.shape == (3, 1, 32, 32)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_console_script_is_installed(model_dir, images, tmp_path):
+    script = Path(sys.executable).parent / "defectseg"
+    result = subprocess.run([script, "predict", "--model", model_dir, "--out", tmp_path / "out", images], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "3 images predicted" in result.stdout
