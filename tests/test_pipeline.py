@@ -60,6 +60,16 @@ def test_metrics_are_visible_to_dvc(reproduced):
     assert "test_iou" in shown and "threshold" in shown
 
 
+def test_retraining_from_scratch_gives_identical_metrics_files(reproduced):
+    repo, _ = reproduced
+    before = {p.name: p.read_bytes() for p in (repo.root / "metrics" / "runs").glob("*.json")}
+    (repo.root / "models" / "bce-seed0" / "last.pt").unlink()
+    result = repo.run("dvc", "repro", "--force", "train@bce-0", "evaluate@bce-0")
+    assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr
+    after = {p.name: p.read_bytes() for p in (repo.root / "metrics" / "runs").glob("*.json")}
+    assert after == before
+
+
 def test_one_loss_setting_reruns_only_that_branch_and_the_report(reproduced):
     repo, _ = reproduced
     result = repo.run("dvc", "exp", "run", "-S", "losses.dice.smooth=2.0")
