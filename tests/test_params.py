@@ -48,7 +48,9 @@ def test_size_accepts_height_and_width():
     ("overrides", "message"),
     [
         ({"preprocess.image_size": [96, 128]}, "params.yaml: train.augment.rotate90 needs square images"),
-        ({"preprocess.image_size": 72}, "params.yaml: preprocess.image_size (72, 72) must be divisible by 2**train.unet.depth = 16"),
+        ({"preprocess.image_size": 72}, "params.yaml: preprocess.image_size (72, 72) and train.augment.crop_size must be divisible by 2**train.unet.depth = 16"),
+        ({"train.augment.crop_size": 256}, "params.yaml: train.augment.crop_size 256 is larger than preprocess.image_size"),
+        ({"train.augment.crop_size": 40}, "train.augment.crop_size must be divisible by 2**train.unet.depth = 16"),
         ({"train.epochs": -1}, "params.yaml: train.epochs: Input should be greater than 0 (got -1)"),
         ({"train.model": "resnet"}, "train.model: Input should be 'unet'"),
         ({"compare.losses": ["bce", "hinge"]}, "compare.losses.1: Input should be 'bce'"),

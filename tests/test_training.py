@@ -159,3 +159,17 @@ def test_too_few_training_images_is_a_clear_error(tmp_path):
     with Live(dir=str(tmp_path / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         with pytest.raises(DataError, match="an epoch would hold 1 image"):
             fit(spec, build_loss("dicebce", params.losses), tiny_split(1, 0), tiny_split(2, 50), tmp_path / "last.pt", live)
+
+
+def test_crops_hold_defect_pixels_and_validation_uses_whole_images(tmp_path):
+    from defectseg.augment import build_augment
+
+    params = tiny_params(**{"train.augment.crop_size": 16, "train.epochs": 1})
+    augment = build_augment(params.train.augment)
+    augment.set_random_seed(0)
+    split = tiny_split(12, 0)
+    for image, mask in zip(split.images, split.masks):
+        out = augment(image=image, mask=mask)
+        assert out["image"].shape == (16, 16)
+        assert out["mask"].any() or not mask.any()
+    assert train(tmp_path, params)["history"][0]["val_iou"] >= 0

@@ -11,10 +11,12 @@ from defectseg.params import AugmentParams  # noqa: E402
 
 
 def build_augment(params: AugmentParams) -> A.Compose:
-    """Flips, 90-degree rotations, brightness/contrast and small shifts, as ``params`` says."""
+    """Defect-biased crops, flips, 90-degree rotations, brightness/contrast and small shifts."""
     shift = (-params.shift_limit, params.shift_limit)
+    crop = [A.CropNonEmptyMaskIfExists(params.crop_size, params.crop_size)] if params.crop_size else []
     return A.Compose(
         [
+            *crop,
             A.HorizontalFlip(p=params.hflip),
             A.VerticalFlip(p=params.vflip),
             A.RandomRotate90(p=params.rotate90),

@@ -81,6 +81,7 @@ class UnetParams(Section):
 
 
 class AugmentParams(Section):
+    crop_size: Annotated[int, Field(ge=0)]
     hflip: Fraction
     vflip: Fraction
     rotate90: Fraction
@@ -177,11 +178,19 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _crop_fits_image(self) -> "Params":
+        crop = self.train.augment.crop_size
+        if crop > min(self.preprocess.height_width):
+            raise ValueError(f"train.augment.crop_size {crop} is larger than preprocess.image_size {self.preprocess.height_width}")
+        return self
+
+    @model_validator(mode="after")
     def _unet_fits_image(self) -> "Params":
         factor = 2**self.train.unet.depth
-        if self.train.model == "unet" and any(side % factor for side in self.preprocess.height_width):
+        sides = [*self.preprocess.height_width, *([self.train.augment.crop_size] if self.train.augment.crop_size else [])]
+        if self.train.model == "unet" and any(side % factor for side in sides):
             raise ValueError(
-                f"preprocess.image_size {self.preprocess.height_width} must be divisible by "
+                f"preprocess.image_size {self.preprocess.height_width} and train.augment.crop_size must be divisible by "
                 f"2**train.unet.depth = {factor}"
             )
         return self
