@@ -9,6 +9,7 @@ from defectseg.metrics import (
     dice,
     false_alarm_rate,
     global_iou,
+    iou_by_threshold,
     mean_defect_image_iou,
     per_class_iou,
     per_image_iou,
@@ -102,3 +103,13 @@ def test_average_precision_hand_value():
     probabilities = np.array([0.9, 0.7, 0.4])
     truth = np.array([1, 0, 1])
     assert pr_curve(probabilities, truth)[2] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+
+
+def test_iou_by_threshold_matches_thresholding_each_time():
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((3, 8, 8)).round(2)
+    truth = rng.random((3, 8, 8)) > 0.7
+    thresholds, ious = iou_by_threshold(probabilities, truth, steps=19)
+    for t, iou in zip(thresholds, ious):
+        assert iou == pytest.approx(global_iou(Counts.of(probabilities > t, truth)))
+    assert iou_by_threshold(np.zeros((1, 2, 2)), np.zeros((1, 2, 2), bool), 9)[1].tolist() == [1.0] * 9

@@ -14,7 +14,7 @@ from PIL import Image
 
 from defectseg.atomic import atomic_dir, atomic_file, write_json
 from defectseg.dataset import Split, load_split
-from defectseg.metrics import Counts, global_iou, per_class_iou, per_image_iou, pr_curve, summarize
+from defectseg.metrics import Counts, global_iou, iou_by_threshold, per_class_iou, per_image_iou, pr_curve, summarize
 from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
 from defectseg.saved_model import SavedModel, load_model, save_threshold
@@ -33,9 +33,8 @@ def choose_threshold(probabilities: np.ndarray, truth: np.ndarray, steps: int) -
 
     Ties go to the lowest threshold.
     """
-    candidates = np.arange(1, steps + 1) / (steps + 1)
-    scores = [global_iou(Counts.of(probabilities > t, truth > 0)) for t in candidates]
-    return float(round(candidates[int(np.argmax(scores))], 6))
+    thresholds, scores = iou_by_threshold(probabilities, truth > 0, steps)
+    return float(round(thresholds[int(np.argmax(scores))], 6))
 
 
 def _write_pr_curve(path: Path, probabilities: np.ndarray, truth: np.ndarray) -> None:

@@ -122,6 +122,25 @@ def pr_curve(probabilities: np.ndarray, truth: np.ndarray, bins: int = 1000) -> 
     return precision, recall, average_precision
 
 
+def iou_by_threshold(probabilities: np.ndarray, truth: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Global defect IoU at each of ``steps`` evenly spaced thresholds in (0, 1), in one pass.
+
+    Pixels are counted into ``steps + 1`` probability bins split at the thresholds, so
+    predicting "probability > t" for every t needs only cumulative sums. Returns
+    (thresholds, IoUs); the IoU is 1.0 where truth and prediction are both empty.
+    """
+    thresholds = np.arange(1, steps + 1) / (steps + 1)
+    truth = truth.reshape(-1).astype(bool)
+    bins = np.searchsorted(thresholds, probabilities.reshape(-1), side="left")
+    positives = np.bincount(bins[truth], minlength=steps + 1)
+    negatives = np.bincount(bins[~truth], minlength=steps + 1)
+    tp = positives[::-1].cumsum()[::-1][1:]
+    fp = negatives[::-1].cumsum()[::-1][1:]
+    fn = truth.sum() - tp
+    union = tp + fp + fn
+    return thresholds, np.where(union > 0, tp / np.maximum(union, 1), 1.0)
+
+
 def summarize(counts: Counts, probabilities: np.ndarray, truth: np.ndarray) -> dict:
     """Every split-level metric of the README's table."""
     detection_precision, detection_recall = detection_precision_recall(counts)

@@ -102,6 +102,7 @@ class TrainParams(Section):
     weight_decay: NonNegativeFloat
     schedule: Literal["cosine", "constant"]
     device: Literal["auto", "cpu", "cuda", "mps"]
+    processes: Annotated[int, Field(ge=1, le=64)]
     precision: Literal["fp32", "bf16"]
     channels_last: bool
     augment: AugmentParams

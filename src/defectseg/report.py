@@ -130,7 +130,7 @@ def _plot_training(runs: list[Run], path: Path) -> None:
         epochs = run.history.index + 1
         left.plot(epochs, run.history["val_iou"], label=label)
         right.plot(epochs, run.history["train_loss"] / run.history["train_loss"].iloc[0], label=label)
-    left.set(title="val defect IoU (threshold 0.5)", xlabel="epoch", ylabel="IoU")
+    left.set(title="val defect IoU (best threshold)", xlabel="epoch", ylabel="IoU")
     right.set(title="train loss / first-epoch train loss", xlabel="epoch", ylabel="relative loss")
     left.legend(fontsize=8)
     figure.tight_layout()

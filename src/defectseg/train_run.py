@@ -1,15 +1,17 @@
 """One training run of the comparison: a (loss, seed) pair, from preprocessed data to saved model."""
 
+import contextlib
 import hashlib
 from pathlib import Path
 
 from dvclive import Live
 
 from defectseg.dataset import load_split
+from defectseg.distributed import join, leave
 from defectseg.losses import build_loss
 from defectseg.params import Params
 from defectseg.saved_model import save_model
-from defectseg.training import RunSpec, fit
+from defectseg.training import RunSpec, fit, pick_device
 
 
 def run_name(loss_name: str, seed: int) -> str:
@@ -39,11 +41,20 @@ def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_d
         seed,
         _files_fingerprint([data_dir / "train.npz", data_dir / "val.npz"]),
     )
-    with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
-        result = fit(spec, build_loss(loss_name, params.losses), train_split, val_split, model_dir / "last.pt", live)
-        best = result["best"]
-        live.summary["best/epoch"] = best["epoch"]
-        live.summary["best/val_iou"] = best["val_iou"]
+    world = join(pick_device(params.train.device))
+    try:
+        logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
+        with logger as live:
+            result = fit(spec, build_loss(loss_name, params.losses), train_split, val_split, model_dir / "last.pt", live, world)
+            best = result["best"]
+            if world.is_main:
+                live.summary["best/epoch"] = best["epoch"]
+                live.summary["best/val_iou"] = best["val_iou"]
+    finally:
+        leave(world)
+    summary = {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"]), "rank": world.rank}
+    if not world.is_main:
+        return summary
     height, width = train_split.images.shape[1:]
     save_model(
         model_dir,
@@ -58,4 +69,4 @@ def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_d
             "best_val_iou": best["val_iou"],
         },
     )
-    return {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"])}
+    return summary

@@ -17,15 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from defectseg.augment import build_augment
 from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Normalization, SegmentationDataset, Split
+from defectseg.distributed import World, join, leave, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
 from defectseg.losses import LossFn
-from defectseg.metrics import Counts, global_iou
+from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model
 from defectseg.params import TrainParams
 
@@ -67,13 +69,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_epoch(seed: int, epoch: int, augment) -> torch.Generator:
-    """Seed torch, numpy and the augmentation from (seed, epoch); return the shuffling generator."""
+def seed_epoch(seed: int, epoch: int, augment, rank: int = 0) -> int:
+    """Seed torch, numpy and the augmentation from (seed, epoch, rank); return the epoch seed.
+
+    The returned seed is the same on every process, so all of them shuffle alike.
+    """
     epoch_seed = seed * 100_003 + epoch
-    torch.manual_seed(epoch_seed)
-    np.random.seed(epoch_seed % 2**32)
-    augment.set_random_seed(epoch_seed)
-    return torch.Generator().manual_seed(epoch_seed)
+    torch.manual_seed(epoch_seed + rank)
+    np.random.seed((epoch_seed + rank) % 2**32)
+    augment.set_random_seed(epoch_seed + 7919 * rank)
+    return epoch_seed
 
 
 @dataclass(frozen=True)
@@ -115,19 +120,22 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, compute: Comput
     return torch.cat(outputs) if outputs else torch.zeros((0, *images.shape[1:]))
 
 
+VAL_THRESHOLD_STEPS = 99
+
+
 def validate(model, split: Split, normalization: Normalization, loss_fn: LossFn, compute: Compute, batch_size: int) -> tuple[float, float]:
-    """Val loss and global defect IoU at probability 0.5."""
+    """Val loss and global defect IoU at the best of 99 thresholds (as evaluate will choose)."""
     logits = predict_logits(model, normalization.apply(split.images), compute, batch_size)
     target = torch.from_numpy(split.masks).float().unsqueeze(1)
     loss = float(loss_fn(logits, target))
-    iou = global_iou(Counts.of((logits > 0).squeeze(1).numpy(), split.masks > 0))
-    return loss, iou
+    _, ious = iou_by_threshold(torch.sigmoid(logits).squeeze(1).numpy(), split.masks > 0, VAL_THRESHOLD_STEPS)
+    return loss, float(ious.max())
 
 
-def _train_one_epoch(model, loader, optimizer, loss_fn, compute: Compute, epoch: int) -> float:
+def _train_one_epoch(model, loader, optimizer, loss_fn, compute: Compute, epoch: int, world: World) -> float:
     model.train()
     total, seen = 0.0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None)
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None if world.is_main else True)
     for images, masks in bar:
         images, masks = compute.put(images), masks.to(compute.device)
         with compute.autocast():
@@ -141,7 +149,7 @@ def _train_one_epoch(model, loader, optimizer, loss_fn, compute: Compute, epoch:
         total += loss.item() * len(images)
         seen += len(images)
         bar.set_postfix(loss=f"{total / seen:.4f}")
-    return total / seen
+    return mean_over_processes(total / seen, world)
 
 
 def _optimizer(params: TrainParams, model) -> torch.optim.Optimizer:
@@ -166,27 +174,32 @@ def _resume_state(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
-def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, last_path: Path, live) -> dict:
+def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, last_path: Path, live, world: World = World()) -> dict:
     """Train as ``spec`` says; return the best weights, normalization and per-epoch history.
 
     ``last_path`` holds the resumable state, rewritten after every epoch. ``live`` is a
-    DVCLive ``Live``; the history of a resumed run is logged again first, so its plots
-    are whole.
+    DVCLive ``Live`` (None on processes other than rank 0); the history of a resumed run
+    is logged again first, so its plots are whole. With several processes (``world``)
+    each trains on its shard of every epoch with a share of the batch, and gradients
+    are averaged by DistributedDataParallel; only rank 0 writes.
     """
     params = spec.params
     compute = Compute(pick_device(params.device), params.precision == "bf16", params.channels_last)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(spec.seed)
     model = compute.prepare(build_model(params.model, params.unet))
+    net = DistributedDataParallel(model) if world.size > 1 else model
     optimizer = _optimizer(params, model)
     scheduler = _schedule(params, optimizer)
     augment = build_augment(params.augment)
     normalization = Normalization.of(train_split.images)
     dataset = SegmentationDataset(train_split, normalization, augment)
     epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))
-    if epoch_size < 2:
-        raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2")
-    batch_size = min(params.batch_size, epoch_size)
+    if epoch_size < 2 * world.size:
+        raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2 per process")
+    batch_size = min(params.batch_size, epoch_size) // world.size
+    if batch_size < 2:
+        raise TrainingError(f"train.batch_size {params.batch_size} split over {world.size} processes leaves fewer than 2 images per step")
     fingerprint = spec.fingerprint()
 
     history: list[dict] = []
@@ -198,15 +211,17 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
         scheduler.load_state_dict(resumed["scheduler"])
         history = list(resumed["history"])
         best = {"val_iou": resumed["best_val_iou"], "epoch": resumed["best_epoch"], "weights": resumed["best_model"]}
-        print(f"resuming after epoch {len(history)} of {params.epochs}", file=sys.stderr)
+        if world.is_main:
+            print(f"resuming after epoch {len(history)} of {params.epochs}", file=sys.stderr)
     for row in history:
         _log_epoch(live, row)
 
     for epoch in range(len(history) + 1, params.epochs + 1):
-        generator = seed_epoch(spec.seed, epoch, augment)
-        subset = Subset(dataset, epoch_indices(train_split, params.free_sample_share, generator))
-        loader = DataLoader(subset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
-        train_loss = _train_one_epoch(model, loader, optimizer, loss_fn, compute, epoch)
+        epoch_seed = seed_epoch(spec.seed, epoch, augment, world.rank)
+        subset = Subset(dataset, epoch_indices(train_split, params.free_sample_share, torch.Generator().manual_seed(epoch_seed)))
+        sampler = DistributedSampler(subset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=epoch_seed, drop_last=True)
+        loader = DataLoader(subset, batch_size=batch_size, sampler=sampler, drop_last=True, pin_memory=compute.device.type == "cuda")
+        train_loss = _train_one_epoch(net, loader, optimizer, loss_fn, compute, epoch, world)
         val_loss, val_iou = validate(model, val_split, normalization, loss_fn, compute, batch_size)
         if not math.isfinite(val_loss):
             raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
@@ -215,6 +230,8 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
         history.append(row)
         if val_iou > best["val_iou"]:
             best = {"val_iou": val_iou, "epoch": epoch, "weights": copy.deepcopy(model.state_dict())}
+        if not world.is_main:
+            continue
         _log_epoch(live, row)
         print(f"epoch {epoch}/{params.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val IoU {val_iou:.4f}", file=sys.stderr)
         save_checkpoint(
@@ -235,6 +252,8 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
 
 
 def _log_epoch(live, row: dict) -> None:
+    if live is None:
+        return
     live.log_metric("train/loss", row["train_loss"])
     live.log_metric("val/loss", row["val_loss"])
     live.log_metric("val/iou", row["val_iou"])

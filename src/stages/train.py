@@ -4,6 +4,7 @@ import argparse
 import typing
 from pathlib import Path
 
+from defectseg.distributed import launched_by_torchrun, relaunch_under_torchrun
 from defectseg.params import LossName, load_params
 from defectseg.stage import run_stage
 from defectseg.train_run import run_name, train_run
@@ -15,11 +16,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     args = parser.parse_args()
     params = load_params()
+    if params.train.processes > 1 and not launched_by_torchrun():
+        relaunch_under_torchrun(params.train.processes)
     name = run_name(args.loss, args.seed)
     summary = train_run(
         params, args.loss, args.seed, Path("data/preprocessed"), Path("models") / name, Path("dvclive") / name
     )
-    print(f"{name}: best val IoU {summary['best_val_iou']:.4f} at epoch {summary['best_epoch']}")
+    if summary["rank"] == 0:
+        print(f"{name}: best val IoU {summary['best_val_iou']:.4f} at epoch {summary['best_epoch']}")
 
 
 if __name__ == "__main__":
