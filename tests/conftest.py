@@ -74,11 +74,29 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     return result
 
 
-class DvcRepo:
-    """A throw-away git + DVC repository holding a copy of the project's pipeline."""
+TINY_PIPELINE = {
+    "data.synthetic.count": 30,
+    "data.synthetic.tile_size": 32,
+    "preprocess.image_size": 32,
+    "train.unet.base_width": 4,
+    "train.unet.depth": 2,
+    "train.epochs": 2,
+    "train.batch_size": 4,
+    "evaluate.worst_overlays": 2,
+    "report.bootstrap_samples": 200,
+}
 
-    def __init__(self, root: Path):
+
+class DvcRepo:
+    """A git + DVC repository: a throw-away copy of the project's pipeline, or a clone of one."""
+
+    def __init__(self, root: Path, create: bool = True):
         self.root = root
+        if create:
+            self._create()
+
+    def _create(self) -> None:
+        root = self.root
         for name in ("dvc.yaml", "params.yaml", ".gitignore"):
             shutil.copy(REPO / name, root / name)
         shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -5,26 +5,13 @@ import re
 
 import pytest
 
-TINY = {
-    "data.synthetic.count": 30,
-    "data.synthetic.tile_size": 32,
-    "preprocess.image_size": 32,
-    "train.unet.base_width": 4,
-    "train.unet.depth": 2,
-    "train.epochs": 2,
-    "train.batch_size": 4,
-    "evaluate.worst_overlays": 2,
-    "report.bootstrap_samples": 200,
-}
+from conftest import TINY_PIPELINE, DvcRepo
 
 
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
-    from conftest import DvcRepo
-
-    root = tmp_path_factory.mktemp("pipeline")
-    repo = DvcRepo(root)
-    repo.set_params(**TINY)
+    repo = DvcRepo(tmp_path_factory.mktemp("pipeline"))
+    repo.set_params(**TINY_PIPELINE)
     repo.commit("tiny pipeline")
     first = repo.run("dvc", "repro")
     repo.commit("reproduced")
@@ -60,13 +47,14 @@ def test_metrics_are_visible_to_dvc(reproduced):
     assert "test_iou" in shown and "threshold" in shown
 
 
-def test_retraining_from_scratch_gives_identical_metrics_files(reproduced):
+def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reproduced):
     repo, _ = reproduced
-    before = {p.name: p.read_bytes() for p in (repo.root / "metrics" / "runs").glob("*.json")}
+    outputs = [*(repo.root / "metrics" / "runs").glob("*.json"), repo.root / "models" / "bce-seed0" / "model.pt"]
+    before = {p.name: p.read_bytes() for p in outputs}
     (repo.root / "models" / "bce-seed0" / "last.pt").unlink()
     result = repo.run("dvc", "repro", "--force", "train@bce-0", "evaluate@bce-0")
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr
-    after = {p.name: p.read_bytes() for p in (repo.root / "metrics" / "runs").glob("*.json")}
+    after = {p.name: p.read_bytes() for p in outputs}
     assert after == before
 
 

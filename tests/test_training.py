@@ -173,3 +173,10 @@ def test_crops_hold_defect_pixels_and_validation_uses_whole_images(tmp_path):
         assert out["image"].shape == (16, 16)
         assert out["mask"].any() or not mask.any()
     assert train(tmp_path, params)["history"][0]["val_iou"] >= 0
+
+
+def test_equal_states_save_to_equal_bytes(tmp_path):
+    state = {"weights": torch.arange(6.0)}
+    save_checkpoint(tmp_path / "a.pt", state)
+    save_checkpoint(tmp_path / "b.pt", state)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -17,9 +17,14 @@ from defectseg.errors import DataError
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` via a temporary file, fsync and rename."""
-    with atomic_file(Path(path)) as tmp:
-        torch.save(state, tmp)
+    """Write ``state`` to ``path`` via a temporary file, fsync and rename.
+
+    Saving through an open handle keeps the zip's inner folder name fixed ("archive")
+    instead of the temporary file's random name, so equal states give equal bytes and
+    DVC's run-cache sees identical runs as identical.
+    """
+    with atomic_file(Path(path)) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -1,0 +1,171 @@
+"""DVC remotes against real servers on 127.0.0.1: push a full pipeline run, pull it into a
+fresh clone, and check that nothing needs to run there.
+
+- local: a directory remote;
+- SSH: OpenSSH's sshd started by the test on a free port, key auth, through dvc-ssh;
+- S3: moto's S3 server started by the test, through dvc-s3 with an endpointurl.
+
+Credentials go in ``.dvc/config.local`` (``dvc remote modify --local``), which git never
+sees, so the clone sets them again, as a teammate would. A server that cannot start is a
+skip locally and a failure in CI (``CI=true``).
+"""
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_PIPELINE, DvcRepo
+
+BIN = Path(sys.executable).parent
+
+
+def unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"remote server unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory) -> DvcRepo:
+    repo = DvcRepo(tmp_path_factory.mktemp("origin"))
+    repo.set_params(**TINY_PIPELINE)
+    repo.commit("tiny pipeline")
+    repo.run("dvc", "repro")
+    repo.commit("reproduced")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 with key auth; yields (port, user, private key)."""
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(binary).exists():
+        unavailable("openssh-server is not installed (sshd not found)")
+    root = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+    shutil.copy(root / "client_key.pub", root / "authorized_keys")
+    port = free_port()
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
+        f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n"
+        f"PermitRootLogin prohibit-password\nPidFile {root / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
+    )
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)
+    process = subprocess.Popen([binary, "-D", "-e", "-f", str(root / "sshd_config")], stderr=subprocess.PIPE, text=True)
+    if not wait_for_port(port, process):
+        process.kill()
+        unavailable(f"sshd did not start: {process.stderr.read()[-500:] if process.stderr else ''}")
+    yield port, getpass.getuser(), root / "client_key"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3-compatible server on 127.0.0.1; yields its endpoint URL."""
+    binary = BIN / "moto_server"
+    if not binary.exists():
+        unavailable("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not wait_for_port(port, process):
+        process.kill()
+        unavailable("moto_server did not start")
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def round_trip(origin: DvcRepo, tmp_path: Path, name: str, url: str, shared: dict, secret: dict) -> dict:
+    """Push the run to remote ``name`` at ``url``, pull it into a fresh clone, return timings."""
+    origin.run("dvc", "remote", "add", "--force", "--default", name, url)
+    for key, value in shared.items():
+        origin.run("dvc", "remote", "modify", name, key, value)
+    for key, value in secret.items():
+        origin.run("dvc", "remote", "modify", "--local", name, key, value)
+    origin.commit("remote store")
+    start = time.perf_counter()
+    origin.run("dvc", "push", "--run-cache")
+    pushed = time.perf_counter() - start
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
+    teammate = DvcRepo(clone, create=False)
+    assert not (clone / "models" / "bce-seed0" / "model.pt").exists()
+    for key, value in secret.items():
+        teammate.run("dvc", "remote", "modify", "--local", name, key, value)
+    start = time.perf_counter()
+    teammate.run("dvc", "pull", "--run-cache")
+    pulled = time.perf_counter() - start
+
+    for path in ("models/bce-seed0/model.pt", "data/preprocessed/train.npz", "evaluation/dice-seed0/per_image.csv"):
+        assert (clone / path).read_bytes() == (origin.root / path).read_bytes(), path
+    assert "Data and pipelines are up to date" in teammate.run("dvc", "status").stdout
+    assert "Running stage" not in teammate.run("dvc", "repro").stdout
+    print(f"\n{name} remote: push {pushed:.2f} s, pull {pulled:.2f} s")
+    return {"push": pushed, "pull": pulled}
+
+
+def test_local_remote_round_trip(origin, tmp_path):
+    round_trip(origin, tmp_path, "local", str(tmp_path / "store"), {}, {})
+
+
+def test_ssh_remote_round_trip(origin, tmp_path, sshd):
+    port, user, key = sshd
+    round_trip(origin, tmp_path, "ssh", f"ssh://127.0.0.1:{port}{tmp_path / 'ssh-store'}", {}, {"user": user, "keyfile": str(key)})
+
+
+def test_s3_remote_round_trip(origin, tmp_path, s3_server):
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1").create_bucket(
+        Bucket="defects"
+    )
+    round_trip(
+        origin, tmp_path, "s3", "s3://defects/store", {"endpointurl": s3_server, "region": "us-east-1"},
+        {"access_key_id": "test", "secret_access_key": "test"},
+    )  # fmt: skip
+
+
+def test_run_cache_lets_a_teammate_skip_training(origin, tmp_path):
+    origin.run("dvc", "remote", "add", "--force", "--default", "team", str(tmp_path / "store"))
+    origin.commit("team remote")
+    origin.run("dvc", "push")
+    origin.set_params(**{"losses.dice.smooth": 3.0})
+    origin.run("dvc", "repro")
+    origin.run("dvc", "push", "--run-cache")
+    origin.run("git", "checkout", "params.yaml", "dvc.lock", "metrics", "reports", "dvclive", "evaluation")
+    origin.run("dvc", "checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
+    teammate = DvcRepo(clone, create=False)
+    teammate.run("dvc", "pull", "--run-cache")
+    teammate.set_params(**{"losses.dice.smooth": 3.0})
+    result = teammate.run("dvc", "repro", "--pull")
+    assert "Running stage 'train@dice-0'" not in result.stdout
+    assert "Stage 'train@dice-0' is cached" in result.stdout
