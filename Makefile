@@ -9,7 +9,10 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install clean-venv
+.PHONY: repro test install mtd clean-venv
+
+# The Magnetic Tile data for `make mtd`: a folder or .zip, or "mtd" to download it.
+MTD ?= ../shared/datasets/magnetic-tile
 
 install: $(INSTALLED)
 
@@ -25,6 +28,9 @@ repro: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/pytest
+
+mtd: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py $(MTD)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -50,6 +50,12 @@ def test_dice_bce_is_the_weighted_sum():
     assert dice_bce_loss(logits, target, dice_weight=0.3, bce_weight=0.7).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_dice_bce_pos_weight_reaches_its_bce_term():
+    logits, target = t([[[0.0, 0.0]]]), t([[[1.0, 0.0]]])
+    expected = 0.5 * dice_loss(logits, target) + 0.5 * bce_loss(logits, target, pos_weight=4.0)
+    assert dice_bce_loss(logits, target, pos_weight=4.0).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_focal_matches_hand_value():
     # logit 0 on a defect pixel: bce = ln 2, p_t = 0.5, alpha 0.25, gamma 2
     assert focal_loss(t([[[0.0]]]), t([[[1.0]]])).item() == pytest.approx(0.25 * 0.25 * math.log(2), rel=1e-6)

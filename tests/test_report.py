@@ -56,6 +56,7 @@ def test_report_renders_tables_figures_and_overlays(fixture_runs):
     table = build(fixture_runs)
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert "| bce | 0.500 | 0.450 | 0.100 |" in report
+    assert "20 test images, 20 of them with defects" in report and "| [0.500, 0.500] |" in report
     assert "| dice | 0.600 |" in report
     assert "| bce − dice | -0.167 |" in report and "| yes |" in report
     assert "| loss | blowhole | crack |" in report and "| dice | 0.700 | 0.500 |" in report

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from defectseg.statistics import mean_interval, paired_bootstrap
+from defectseg.statistics import bootstrap_interval, mean_interval, paired_bootstrap
 
 
 def counts(tp, fp, fn):
@@ -37,3 +37,12 @@ def test_clearly_better_model_is_significant_and_equal_models_are_not():
 def test_bootstrap_refuses_unpaired_inputs():
     with pytest.raises(ValueError, match="same images"):
         paired_bootstrap(counts([1], [0], [0]), counts([1, 2], [0, 0], [0, 0]), 100, 0, 0.95)
+
+
+def test_bootstrap_interval_brackets_the_observed_iou_and_repeats():
+    rng = np.random.default_rng(2)
+    data = counts(rng.integers(0, 50, 40), rng.integers(0, 20, 40), rng.integers(0, 20, 40))
+    low, high = bootstrap_interval(data, 1000, 0, 0.95)
+    observed = data["tp"].sum() / (data["tp"] + data["fp"] + data["fn"]).sum()
+    assert low < observed < high
+    assert (low, high) == bootstrap_interval(data, 1000, 0, 0.95)

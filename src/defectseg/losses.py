@@ -42,11 +42,12 @@ def dice_bce_loss(
     target: torch.Tensor,
     dice_weight: float = 0.5,
     bce_weight: float = 0.5,
+    pos_weight: float = 1.0,
     smooth: float = 1.0,
     per_image: bool = True,
 ) -> torch.Tensor:
-    """Weighted sum of Dice and BCE losses."""
-    return dice_weight * dice_loss(logits, target, smooth, per_image) + bce_weight * bce_loss(logits, target)
+    """Weighted sum of Dice and BCE losses (``pos_weight`` scales the BCE's defect pixels)."""
+    return dice_weight * dice_loss(logits, target, smooth, per_image) + bce_weight * bce_loss(logits, target, pos_weight)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:

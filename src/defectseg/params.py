@@ -120,6 +120,7 @@ class DiceParams(Section):
 class DiceBceParams(Section):
     dice_weight: NonNegativeFloat
     bce_weight: NonNegativeFloat
+    pos_weight: PositiveFloat
     smooth: PositiveFloat
     per_image: bool
 

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
 from defectseg.errors import DataError  # noqa: E402
 from defectseg.params import Params  # noqa: E402
-from defectseg.statistics import mean_interval, paired_bootstrap  # noqa: E402
+from defectseg.statistics import bootstrap_interval, mean_interval, paired_bootstrap  # noqa: E402
 from defectseg.train_run import run_name  # noqa: E402
 
 TABLE_COLUMNS = [
@@ -84,12 +84,17 @@ def load_run(loss: str, seed: int, metrics_dir: Path, evaluation_dir: Path, live
     )
 
 
-def comparison_table(runs: list[Run], confidence: float) -> dict:
-    """Per loss: seed-mean of each metric on test and train, with intervals where seeds allow."""
+def comparison_table(runs: list[Run], confidence: float, samples: int, seed: int) -> dict:
+    """Per loss: seed-mean of each metric on test and train, with intervals where seeds allow,
+    and a bootstrap interval of the test IoU over test images (seeds pooled)."""
     table = {}
     for loss, group in itertools.groupby(runs, key=lambda r: r.loss):
         group = list(group)
         row = {"seeds": len(group), "threshold": float(np.mean([r.metrics["threshold"] for r in group]))}
+        low, high = bootstrap_interval(_pooled_counts(group), samples, seed, confidence)
+        row["test_iou_bootstrap_low"], row["test_iou_bootstrap_high"] = low, high
+        row["test_images"] = int(len(group[0].per_image))
+        row["test_defect_images"] = int(((group[0].per_image["tp"] + group[0].per_image["fn"]) > 0).sum())
         for split in ("test", "train"):
             for key, _ in TABLE_COLUMNS:
                 values = [r.metrics[split][key] for r in group if r.metrics[split][key] is not None]
@@ -161,6 +166,7 @@ def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], pa
     """The report page; figures and overlays are linked relative to it."""
     confidence = int(params.report.confidence * 100)
     seeds = len(params.compare.seeds)
+    first = next(iter(table.values()))
     height, width = params.preprocess.height_width
     lines = [
         "# Loss comparison",
@@ -177,12 +183,16 @@ def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], pa
         "",
         "## Test split",
         "",
-        "| loss | " + " | ".join(title for _, title in TABLE_COLUMNS) + " | train IoU | threshold |",
-        "|---|" + "---:|" * (len(TABLE_COLUMNS) + 2),
+        f"{first['test_images']} test images, {first['test_defect_images']} of them with defects. "
+        f"The bootstrap column is the {confidence}% interval of test IoU over resampled test images.",
+        "",
+        "| loss | " + " | ".join(title for _, title in TABLE_COLUMNS) + f" | test IoU {confidence}% bootstrap | train IoU | threshold |",
+        "|---|" + "---:|" * (len(TABLE_COLUMNS) + 3),
     ]
     for loss, row in table.items():
         cells = [_cell(row, f"test_{key}") for key, _ in TABLE_COLUMNS]
-        lines.append(f"| {loss} | " + " | ".join(cells) + f" | {_cell(row, 'train_iou')} | {row['threshold']:.2f} |")
+        interval = f"[{row['test_iou_bootstrap_low']:.3f}, {row['test_iou_bootstrap_high']:.3f}]"
+        lines.append(f"| {loss} | " + " | ".join(cells) + f" | {interval} | {_cell(row, 'train_iou')} | {row['threshold']:.2f} |")
     lines += [
         "",
         f"## Is the difference real? Paired bootstrap over test images ({params.report.bootstrap_samples} resamples)",
@@ -250,16 +260,17 @@ def build_report(params: Params, metrics_dir: Path, evaluation_dir: Path, live_d
         for loss in params.compare.losses
         for seed in params.compare.seeds
     ]
-    table = comparison_table(runs, params.report.confidence)
+    table = comparison_table(runs, params.report.confidence, params.report.bootstrap_samples, params.report.bootstrap_seed)
     bootstrap = pairwise_bootstrap(runs, params.report.bootstrap_samples, params.report.bootstrap_seed, params.report.confidence)
     data_summary = json.loads(Path(data_summary_path).read_text())
-    with atomic_dir(report_dir) as tmp:
-        (tmp / "figures").mkdir()
-        _plot_training(runs, tmp / "figures" / "training_curves.png")
-        _plot_pr(runs, tmp / "figures" / "pr_curves.png")
+    report_dir = Path(report_dir)
+    with atomic_dir(report_dir / "figures") as figures:
+        _plot_training(runs, figures / "training_curves.png")
+        _plot_pr(runs, figures / "pr_curves.png")
+    with atomic_dir(report_dir / "overlays") as overlays:
         for run in runs:
             if run.seed == params.compare.seeds[0] and run.overlays.is_dir():
-                shutil.copytree(run.overlays, tmp / "overlays" / run_name(run.loss, run.seed))
-        write_text(tmp / "report.md", render_markdown(table, bootstrap, runs, params, data_summary))
+                shutil.copytree(run.overlays, overlays / run_name(run.loss, run.seed))
+    write_text(report_dir / "report.md", render_markdown(table, bootstrap, runs, params, data_summary))
     write_json(comparison_path, {"losses": table, "bootstrap": bootstrap})
     return table

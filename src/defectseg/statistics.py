@@ -37,3 +37,13 @@ def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], samples
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return {"difference": observed, "low": float(low), "high": float(high), "significant": bool(low > 0 or high < 0)}
+
+
+def bootstrap_interval(counts: dict[str, np.ndarray], samples: int, seed: int, confidence: float) -> tuple[float, float]:
+    """Percentile interval of global IoU over images resampled with replacement."""
+    n = len(counts["tp"])
+    draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    ious = _iou_of_resamples(counts["tp"], counts["fp"], counts["fn"], draws)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ious, [tail, 100 - tail])
+    return float(low), float(high)
