@@ -9,7 +9,10 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install mtd clean-venv
+.PHONY: repro test install mtd pr-report clean-venv
+
+# The revision `make pr-report` compares with.
+BASE ?= origin/main
 
 # The Magnetic Tile data for `make mtd`: a folder or .zip, or "mtd" to download it.
 MTD ?= ../shared/datasets/magnetic-tile
@@ -28,6 +31,9 @@ repro: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/pytest
+
+pr-report: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m defectseg.pr_report --base $(BASE) --out pr-comment.md
 
 mtd: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py $(MTD)

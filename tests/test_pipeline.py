@@ -64,3 +64,17 @@ def test_one_loss_setting_reruns_only_that_branch_and_the_report(reproduced):
     assert ran(result) == {"train@dice-0", "evaluate@dice-0", "report"}
     header = repo.run("dvc", "exp", "show", "--csv", "--no-pager").stdout.splitlines()[0].split(",")
     assert {"losses.bce.test_iou", "losses.dice.test_iou", "losses.dicebce.test_iou"} <= set(header)
+
+
+def test_pr_report_names_the_changed_param_and_metric(reproduced):
+    repo, _ = reproduced
+    repo.set_params(**{"losses.bce.pos_weight": 2.0})
+    repo.run("dvc", "repro")
+    repo.commit("bce pos_weight 2")
+    repo.run("python", "-m", "defectseg.pr_report", "--base", "HEAD~1", "--out", "comment.md")
+    comment = (repo.root / "comment.md").read_text()
+    params_part = comment.split("## Params")[1].split("## Loss comparison")[0]
+    metrics_part = comment.split("## Metrics")[1].split("## Params")[0]
+    assert "losses.bce.pos_weight" in params_part and "| 1.0 " in params_part and "| 2.0 " in params_part
+    assert "losses.bce.test_iou" in metrics_part and "metrics/comparison.json" in metrics_part
+    assert "| bce |" in comment.split("## Loss comparison")[1]
