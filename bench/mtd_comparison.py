@@ -21,19 +21,7 @@ from pathlib import Path
 import yaml
 
 from defectseg.atomic import atomic_dir
-
-
-def apply_overrides(params_path: Path, overrides: dict) -> None:
-    raw = yaml.safe_load(params_path.read_text())
-    for dotted, value in overrides.items():
-        *parents, last = dotted.split(".")
-        node = raw
-        for key in parents:
-            node = node[key]
-        if last not in node:
-            raise SystemExit(f"configs/mtd.yaml: {dotted} is not a key of params.yaml")
-        node[last] = value
-    params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+from defectseg.params import apply_overrides, parse_params
 
 
 def main() -> None:
@@ -44,7 +32,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "-q", str(Path.cwd()), str(clone)], check=True)
-        apply_overrides(clone / "params.yaml", overrides)
+        raw = apply_overrides(yaml.safe_load((clone / "params.yaml").read_text()), overrides)
+        parse_params(raw, "configs/mtd.yaml")
+        (clone / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         start = time.perf_counter()
         subprocess.run(["dvc", "repro"], cwd=clone, env=env, check=True)
         elapsed = time.perf_counter() - start

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from defectseg.params import apply_overrides
+
 CHILD = textwrap.dedent(
     """
     import sys
@@ -54,12 +56,7 @@ def main() -> None:
     mtd = yaml.safe_load(Path("params.yaml").read_text())
     overrides = Path("configs/mtd.yaml")
     if overrides.exists():
-        for dotted, value in yaml.safe_load(overrides.read_text()).items():
-            *parents, last = dotted.split(".")
-            node = mtd
-            for key in parents:
-                node = node[key]
-            node[last] = value
+        apply_overrides(mtd, yaml.safe_load(overrides.read_text()))
     mtd["data"]["source"] = args.source
     mtd["train"]["epochs"] = 2
     print(f"MTD ({mtd['preprocess']['image_size']} px): peak RSS {peak_rss_mb(mtd):.0f} MB")

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from defectseg.params import Params, parse_params
+from defectseg.params import apply_overrides as override
 
 REPO = Path(__file__).resolve().parents[1]
 MTD = REPO.parent / "shared" / "datasets" / "magnetic-tile"
@@ -19,17 +20,6 @@ MTD = REPO.parent / "shared" / "datasets" / "magnetic-tile"
 
 def default_params_dict() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
-
-
-def override(raw: dict, overrides: dict) -> dict:
-    """Set dotted keys in a params mapping, e.g. ``{"data.source": "x"}``; returns it."""
-    for dotted, value in overrides.items():
-        *parents, last = dotted.split(".")
-        node = raw
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    return raw
 
 
 def params_with(**overrides) -> Params:

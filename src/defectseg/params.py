@@ -219,6 +219,19 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
         raise ParamsError(f"{source}: {problems}") from None
 
 
+def apply_overrides(raw: dict, overrides: dict) -> dict:
+    """Set dotted keys (``{"train.lr": 0.01}``) in a loaded params mapping; unknown keys are errors."""
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                raise ParamsError(f"override {dotted}: {key} is not a params section")
+        node[last] = value
+    return raw
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)

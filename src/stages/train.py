@@ -1,20 +1,15 @@
 """Stage train: fit the model for one (loss, seed) of the comparison matrix."""
 
-import argparse
-import typing
 from pathlib import Path
 
 from defectseg.distributed import launched_by_torchrun, relaunch_under_torchrun
-from defectseg.params import LossName, load_params
-from defectseg.stage import run_stage
+from defectseg.params import load_params
+from defectseg.stage import run_arguments, run_stage
 from defectseg.train_run import run_name, train_run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--loss", required=True, choices=typing.get_args(LossName))
-    parser.add_argument("--seed", type=int, required=True)
-    args = parser.parse_args()
+    args = run_arguments(__doc__)
     params = load_params()
     if params.train.processes > 1 and not launched_by_torchrun():
         relaunch_under_torchrun(params.train.processes)
