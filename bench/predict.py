@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/predict.py [--model models/dicebce-seed0] [--images data/prepared/synthetic/images]
 Times the whole predict call in-process (read, resize, model, resize back, threshold,
-PNG and CSV writing), after one warm-up call, and prints images/s.
+PNG and CSV writing), after one warm-up call, in fp32 and bf16, and prints images/s.
 """
 
 import argparse
@@ -21,11 +21,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         predict(args.model, [args.images], Path(out) / "warm-up", 0.5, args.batch_size, False, "cpu")
-        start = time.perf_counter()
-        outcome = predict(args.model, [args.images], Path(out) / "timed", 0.5, args.batch_size, False, "cpu")
-        elapsed = time.perf_counter() - start
-    count = len(outcome.rows)
-    print(f"{count} images in {elapsed:.2f} s: {count / elapsed:.1f} images/s (batch {args.batch_size})")
+        for precision in ("fp32", "bf16"):
+            start = time.perf_counter()
+            outcome = predict(args.model, [args.images], Path(out) / precision, 0.5, args.batch_size, False, "cpu", precision)
+            elapsed = time.perf_counter() - start
+            count = len(outcome.rows)
+            print(f"{precision}: {count} images in {elapsed:.2f} s: {count / elapsed:.1f} images/s (batch {args.batch_size})")
 
 
 if __name__ == "__main__":

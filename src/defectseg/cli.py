@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
     predict.add_argument("--batch-size", type=int, default=16)
     predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 is faster where supported")
     predict.add_argument("inputs", type=Path, nargs="+", help="image files or folders of images")
     export = commands.add_parser("export", help="export a model to TorchScript or ONNX")
     export.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
@@ -31,7 +32,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise DefectsegError(f"--batch-size must be at least 1, got {args.batch_size}")
-    outcome = predict(args.model, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device)
+    outcome = predict(args.model, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device, args.precision)
     flagged = sum(row["has_defect"] for row in outcome.rows)
     print(f"{len(outcome.rows)} images predicted, {flagged} with defects; wrote {args.out}")
     if outcome.failures:
