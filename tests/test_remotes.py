@@ -159,7 +159,7 @@ def test_run_cache_lets_a_teammate_skip_training(origin, tmp_path):
     origin.set_params(**{"losses.dice.smooth": 3.0})
     origin.run("dvc", "repro")
     origin.run("dvc", "push", "--run-cache")
-    origin.run("git", "checkout", "params.yaml", "dvc.lock", "metrics", "reports", "dvclive", "evaluation")
+    origin.run("git", "checkout", "params.yaml", "dvc.lock", "metrics", "reports")
     origin.run("dvc", "checkout")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
