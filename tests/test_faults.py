@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DvcRepo, gray, make_plain, square_mask, write_png
+from conftest import DvcRepo, gray, make_plain, write_png
 from defectseg.checkpoint import load_checkpoint
 
 TINY = {

@@ -8,7 +8,6 @@ import torch
 
 from defectseg.models import build_model
 from defectseg.params import UnetParams
-from defectseg.torchvision_compat import segmentation_models
 
 
 @pytest.mark.parametrize("name", ["unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"])

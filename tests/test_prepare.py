@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MTD, gray, make_plain, params_with, square_mask, write_png
+from conftest import MTD, gray, params_with, write_png
 from defectseg.errors import DataError
 from defectseg.params import SplitParams
 from defectseg.prepare import MANIFEST_COLUMNS, prepare

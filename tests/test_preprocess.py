@@ -1,7 +1,6 @@
 """Resizing and mask binarization, and the stored arrays."""
 
 import numpy as np
-import pytest
 
 from conftest import params_with, write_png
 from defectseg.prepare import prepare

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from defectseg.augment import build_augment
 from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Normalization, SegmentationDataset, Split
-from defectseg.distributed import World, join, leave, mean_over_processes
+from defectseg.distributed import World, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
