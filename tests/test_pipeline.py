@@ -78,3 +78,25 @@ def test_pr_report_names_the_changed_param_and_metric(reproduced):
     assert "losses.bce.pos_weight" in params_part and "| 1.0 " in params_part and "| 2.0 " in params_part
     assert "losses.bce.test_iou" in metrics_part and "metrics/comparison.json" in metrics_part
     assert "| bce |" in comment.split("## Loss comparison")[1]
+
+
+def test_two_queued_experiments_run_side_by_side(reproduced):
+    import csv
+    import time
+
+    repo, _ = reproduced
+    for lr in ("0.01", "0.002"):
+        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.lr={lr}")
+    repo.run("dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 400
+    status = ""
+    while time.monotonic() < deadline:
+        status = repo.run("dvc", "queue", "status").stdout
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(3)
+    repo.run("dvc", "queue", "stop", check=False)
+    assert status.count("Success") == 2 and "Failed" not in status, status
+    rows = list(csv.DictReader(repo.run("dvc", "exp", "show", "--csv", "--no-pager").stdout.splitlines()))
+    finished = {row["train.lr"]: row["losses.bce.test_iou"] for row in rows if row["typ"].startswith("branch")}
+    assert set(finished) == {"0.01", "0.002"} and all(float(v) >= 0 for v in finished.values())
