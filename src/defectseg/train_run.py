@@ -1,7 +1,6 @@
 """One training run of the comparison: a (loss, seed) pair, from preprocessed data to saved model."""
 
 import contextlib
-import hashlib
 from pathlib import Path
 
 from dvclive import Live
@@ -11,21 +10,13 @@ from defectseg.distributed import join, leave
 from defectseg.losses import build_loss
 from defectseg.params import Params
 from defectseg.saved_model import save_model
+from defectseg.sources import sha256_of
 from defectseg.training import RunSpec, fit, pick_device
 
 
 def run_name(loss_name: str, seed: int) -> str:
     """The folder name of a run, as in ``dvc.yaml``."""
     return f"{loss_name}-seed{seed}"
-
-
-def _files_fingerprint(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_dir: Path, live_dir: Path) -> dict:
@@ -39,7 +30,7 @@ def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_d
         loss_name,
         loss_settings,
         seed,
-        _files_fingerprint([data_dir / "train.npz", data_dir / "val.npz"]),
+        sha256_of(data_dir / "train.npz") + sha256_of(data_dir / "val.npz"),
     )
     world = join(pick_device(params.train.device))
     try:
