@@ -20,7 +20,7 @@ def images_per_second(model_name: str, compute: Compute, params, steps: int) -> 
     torch.manual_seed(0)
     height, width = params.preprocess.height_width
     batch = params.train.batch_size
-    model = compute.prepare(build_model(model_name, params.train.unet))
+    model = compute.prepare(build_model(model_name, params.train.unet, params.train.downscale))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = build_loss("dicebce", params.losses)
     images = compute.put(torch.randn(batch, 1, height, width))

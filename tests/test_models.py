@@ -26,6 +26,31 @@ def test_unet_widths_follow_base_width_and_depth():
     assert [block[0].out_channels for block in model.down] == [8, 16, 32, 64]
 
 
+@pytest.mark.parametrize("name", ["unet", "lraspp_mobilenet_v3_large"])
+def test_downscaled_model_returns_logits_at_input_size(name):
+    torch.manual_seed(0)
+    model = build_model(name, UnetParams(base_width=4, depth=2), downscale=4)
+    images = torch.randn(2, 1, 64, 48)
+    logits = model(images)
+    assert logits.shape == (2, 1, 64, 48)
+    logits.mean().backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0
+
+
+def test_downscaled_unet_sees_the_area_averaged_image():
+    model = build_model("unet", UnetParams(base_width=4, depth=2), downscale=2).eval()
+    seen = []
+    model.model.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0], output)))
+    images = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32)
+    with torch.no_grad():
+        logits = model(images)
+    inner_input, inner_logits = seen[0]
+    assert inner_input.shape == (1, 1, 16, 16)
+    assert float(inner_input[0, 0, 0, 0]) == (0 + 1 + 32 + 33) / 4
+    corners = logits[0, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert torch.allclose(corners, inner_logits[0, 0, [0, 0, -1, -1], [0, -1, 0, -1]])
+
+
 def test_unknown_model_name_is_refused():
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         build_model("resnet", UnetParams(base_width=4, depth=2))

@@ -48,9 +48,15 @@ def test_size_accepts_height_and_width():
     ("overrides", "message"),
     [
         ({"preprocess.image_size": [96, 128]}, "params.yaml: train.augment.rotate90 needs square images"),
-        ({"preprocess.image_size": 72}, "params.yaml: preprocess.image_size (72, 72) and train.augment.crop_size must be divisible by 2**train.unet.depth = 16"),
+        (
+            {"preprocess.image_size": 72},
+            "params.yaml: preprocess.image_size (72, 72) and train.augment.crop_size must be divisible by "
+            "train.downscale * 2**train.unet.depth = 1 * 16 = 16",
+        ),
+        ({"train.downscale": 4, "train.augment.crop_size": 96}, "must be divisible by train.downscale * 2**train.unet.depth = 4 * 16 = 64"),
+        ({"train.model": "fcn_resnet50", "train.downscale": 3}, "preprocess.image_size (128, 128) and train.augment.crop_size must be divisible by train.downscale = 3"),
         ({"train.augment.crop_size": 256}, "params.yaml: train.augment.crop_size 256 is larger than preprocess.image_size"),
-        ({"train.augment.crop_size": 40}, "train.augment.crop_size must be divisible by 2**train.unet.depth = 16"),
+        ({"train.augment.crop_size": 40}, "train.augment.crop_size must be divisible by train.downscale * 2**train.unet.depth = 1 * 16 = 16"),
         ({"train.epochs": -1}, "params.yaml: train.epochs: Input should be greater than 0 (got -1)"),
         ({"train.model": "resnet"}, "train.model: Input should be 'unet'"),
         ({"compare.losses": ["bce", "hinge"]}, "compare.losses.1: Input should be 'bce'"),

@@ -22,10 +22,8 @@ from defectseg.training import RunSpec, fit
 from test_training import tiny_params, tiny_split
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("model")
-    params = tiny_params(**{"train.epochs": 2})
+def _trained_model(root: Path, **overrides) -> Path:
+    params = tiny_params(**{"train.epochs": 2, **overrides})
     spec = RunSpec(params.train, "dicebce", {}, 0, "data")
     with Live(dir=str(root / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         result = fit(spec, build_loss("dicebce", params.losses), tiny_split(12, 0), tiny_split(4, 50), root / "last.pt", live)
@@ -33,6 +31,16 @@ def model_dir(tmp_path_factory) -> Path:
     save_model(folder, result["best"]["weights"], params.train, result["normalization"], {"input_size": [32, 32], "best_epoch": 2})
     save_threshold(folder, 0.5, "val", 0.0)
     return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return _trained_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def downscaled_model_dir(tmp_path_factory) -> Path:
+    return _trained_model(tmp_path_factory.mktemp("downscaled"), **{"train.downscale": 2})
 
 
 @pytest.fixture
@@ -108,8 +116,15 @@ def test_foreign_or_pickled_model_files_are_refused(model_dir, images, tmp_path,
     assert run_cli("predict", "--model", tmp_path / "images-not-a-model", "--out", tmp_path / "out", images) == 1
 
 
+def test_downscaled_model_predicts_masks_at_original_size(downscaled_model_dir, images, tmp_path):
+    assert run_cli("predict", "--model", downscaled_model_dir, "--out", tmp_path / "out", images) == 0
+    assert Image.open(tmp_path / "out" / "gray8.png").size == (64, 50)
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_export_matches_the_pytorch_model(model_dir, tmp_path, fmt):
+@pytest.mark.parametrize("model", ["model_dir", "downscaled_model_dir"])
+def test_export_matches_the_pytorch_model(model, request, tmp_path, fmt):
+    model_dir = request.getfixturevalue(model)
     out = export_model(model_dir, fmt, tmp_path / f"model.{fmt}")
     module, example = deployable(model_dir)
     batch = torch.cat([example, example[:1] * 0.5])

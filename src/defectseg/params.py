@@ -94,6 +94,7 @@ class AugmentParams(Section):
 class TrainParams(Section):
     model: ModelName
     unet: UnetParams
+    downscale: Annotated[int, Field(ge=1, le=16)]
     epochs: PositiveInt
     batch_size: Annotated[int, Field(ge=2)]
     free_sample_share: Annotated[float, Field(gt=0.0, le=1.0)]
@@ -187,14 +188,16 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
-    def _unet_fits_image(self) -> "Params":
-        factor = 2**self.train.unet.depth
+    def _model_fits_image(self) -> "Params":
+        if self.train.model == "unet":
+            factor = self.train.downscale * 2**self.train.unet.depth
+            needed = f"train.downscale * 2**train.unet.depth = {self.train.downscale} * {2**self.train.unet.depth} = {factor}"
+        else:
+            factor = self.train.downscale
+            needed = f"train.downscale = {factor}"
         sides = [*self.preprocess.height_width, *([self.train.augment.crop_size] if self.train.augment.crop_size else [])]
-        if self.train.model == "unet" and any(side % factor for side in sides):
-            raise ValueError(
-                f"preprocess.image_size {self.preprocess.height_width} and train.augment.crop_size must be divisible by "
-                f"2**train.unet.depth = {factor}"
-            )
+        if any(side % factor for side in sides):
+            raise ValueError(f"preprocess.image_size {self.preprocess.height_width} and train.augment.crop_size must be divisible by {needed}")
         return self
 
 

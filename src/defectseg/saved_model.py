@@ -41,7 +41,7 @@ def save_model(folder: Path, weights: dict, train_params: TrainParams, normaliza
     save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})
     metadata = {
         "format": MODEL_FORMAT,
-        "architecture": {"model": train_params.model, "unet": train_params.unet.model_dump()},
+        "architecture": {"model": train_params.model, "unet": train_params.unet.model_dump(), "downscale": train_params.downscale},
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         **extra,
     }
@@ -91,7 +91,7 @@ def load_model(folder: Path) -> SavedModel:
         raise DataError(folder / WEIGHTS, "not a defectseg model checkpoint")
     arch = metadata["architecture"]
     try:
-        model = build_model(arch["model"], UnetParams(**arch["unet"]))
+        model = build_model(arch["model"], UnetParams(**arch["unet"]), arch["downscale"])
         model.load_state_dict(state["weights"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(meta_path, f"architecture is not usable ({exc})") from None

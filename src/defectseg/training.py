@@ -187,7 +187,7 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     compute = Compute(pick_device(params.device), params.precision == "bf16", params.channels_last)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(spec.seed)
-    model = compute.prepare(build_model(params.model, params.unet))
+    model = compute.prepare(build_model(params.model, params.unet, params.downscale))
     net = DistributedDataParallel(model) if world.size > 1 else model
     optimizer = _optimizer(params, model)
     scheduler = _schedule(params, optimizer)
