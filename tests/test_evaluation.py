@@ -10,7 +10,8 @@ from conftest import params_with
 from defectseg.dataset import Normalization
 from defectseg.evaluation import choose_threshold, evaluate_run
 from defectseg.models import build_model
-from defectseg.saved_model import load_model, save_model
+from defectseg.decision import Decision
+from defectseg.saved_model import load_decision, load_model, save_model
 from defectseg.synthetic import make_tile
 
 
@@ -36,8 +37,8 @@ def model_dir(tmp_path):
     return folder
 
 
-def run(tmp_path, model_dir, data_dir, name):
-    params = params_with(**{"evaluate.device": "cpu", "evaluate.worst_overlays": 3})
+def run(tmp_path, model_dir, data_dir, name, **overrides):
+    params = params_with(**{"evaluate.device": "cpu", "evaluate.worst_overlays": 3, **overrides})
     return evaluate_run(model_dir, data_dir, params.evaluate, tmp_path / f"{name}.json", tmp_path / name)
 
 
@@ -68,11 +69,24 @@ def test_evaluation_writes_metrics_curve_counts_and_overlays(tmp_path, model_dir
         write_split(data / f"{split}.npz", offset * 100)
     result = run(tmp_path, model_dir, data, "out")
     assert json.loads((tmp_path / "out.json").read_text()) == result
-    assert set(result) == {"threshold", "best_epoch", "train", "val", "test"}
+    assert set(result) == {"threshold", "min_region_share", "best_epoch", "train", "val", "test"}
     assert 0 <= result["test"]["iou"] <= 1
     assert (tmp_path / "out" / "pr_curve.csv").read_text().startswith("recall,precision")
     assert len((tmp_path / "out" / "per_image.csv").read_text().splitlines()) == 7
     assert 1 <= len(list((tmp_path / "out" / "overlays").glob("*.png"))) <= 3
+
+
+def test_region_filter_removes_false_alarms_and_is_saved_for_predict(tmp_path, model_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    for offset, split in enumerate(("train", "val", "test")):
+        write_split(data / f"{split}.npz", offset * 100)
+    plain = run(tmp_path, model_dir, data, "plain")
+    filtered = run(tmp_path, model_dir, data, "filtered", **{"evaluate.min_region_share": 0.5})
+    assert filtered["threshold"] == plain["threshold"] and filtered["min_region_share"] == 0.5
+    assert filtered["test"]["pixel_recall"] <= plain["test"]["pixel_recall"]
+    assert filtered["test"]["false_alarm_rate"] in (0.0, None)
+    assert load_decision(model_dir) == Decision(filtered["threshold"], 0.5)
 
 
 def test_saved_model_round_trips(model_dir):

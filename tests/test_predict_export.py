@@ -16,7 +16,8 @@ from conftest import write_png
 from defectseg.cli import main
 from defectseg.export import deployable, export_model
 from defectseg.losses import build_loss
-from defectseg.saved_model import save_model, save_threshold
+from defectseg.decision import Decision
+from defectseg.saved_model import save_decision, save_model
 from defectseg.synthetic import make_tile
 from defectseg.training import RunSpec, fit
 from test_training import tiny_params, tiny_split
@@ -29,7 +30,7 @@ def _trained_model(root: Path, **overrides) -> Path:
         result = fit(spec, build_loss("dicebce", params.losses), tiny_split(12, 0), tiny_split(4, 50), root / "last.pt", live)
     folder = root / "model"
     save_model(folder, result["best"]["weights"], params.train, result["normalization"], {"input_size": [32, 32], "best_epoch": 2})
-    save_threshold(folder, 0.5, "val", 0.0)
+    save_decision(folder, Decision(0.5), "val", 0.0)
     return folder
 
 

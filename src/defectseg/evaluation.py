@@ -14,10 +14,11 @@ from PIL import Image
 
 from defectseg.atomic import atomic_dir, atomic_file, write_json
 from defectseg.dataset import Split, load_split
+from defectseg.decision import Decision
 from defectseg.metrics import Counts, global_iou, iou_by_threshold, per_class_iou, per_image_iou, pr_curve, summarize
 from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
-from defectseg.saved_model import SavedModel, load_model, save_threshold
+from defectseg.saved_model import SavedModel, load_model, save_decision
 from defectseg.training import Compute, pick_device, predict_logits
 
 
@@ -74,10 +75,11 @@ def evaluate_run(model_dir: Path, data_dir: Path, params: EvaluateParams, metric
     splits = {name: load_split(Path(data_dir) / f"{name}.npz") for name in ("val", "test", "train")}
     probabilities = {name: predict_probabilities(saved, s.images, params.batch_size, compute) for name, s in splits.items()}
     threshold = choose_threshold(probabilities["val"], splits["val"].masks, params.threshold_steps)
-    save_threshold(model_dir, threshold, "val", global_iou(Counts.of(probabilities["val"] > threshold, splits["val"].masks > 0)))
-    result = {"threshold": threshold, "best_epoch": saved.metadata["best_epoch"]}
+    decision = Decision(threshold, params.min_region_share)
+    save_decision(model_dir, decision, "val", global_iou(Counts.of(decision.apply(probabilities["val"]), splits["val"].masks > 0)))
+    result = {"threshold": threshold, "min_region_share": params.min_region_share, "best_epoch": saved.metadata["best_epoch"]}
     for name, split in splits.items():
-        predicted = probabilities[name] > threshold
+        predicted = decision.apply(probabilities[name])
         counts = Counts.of(predicted, split.masks > 0)
         result[name] = summarize(counts, probabilities[name], split.masks)
         result[name]["per_class_iou"] = per_class_iou(counts, split.classes)

@@ -2,7 +2,7 @@
 
 Inputs may be any size, 8- or 16-bit gray or colour. Each image is resized to the
 model's input size, the defect probability map is resized back to the original size,
-and the threshold is applied there. A file that cannot be read is listed as a failure
+and evaluate's decision (threshold, then the small-region filter) is applied there. A file that cannot be read is listed as a failure
 and the rest are still processed.
 """
 
@@ -24,7 +24,8 @@ from defectseg.evaluation import predict_probabilities
 from defectseg.images import IMAGE_SUFFIXES, read_image
 from defectseg.overlays import prediction_overlay
 from defectseg.preprocess import resize_image
-from defectseg.saved_model import SavedModel, load_model, load_threshold, model_folder
+from defectseg.decision import Decision
+from defectseg.saved_model import SavedModel, load_decision, load_model, model_folder
 from defectseg.training import Compute, pick_device
 
 CSV_NAME = "predictions.csv"
@@ -77,10 +78,10 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def _save(path: Path, original: np.ndarray, probability: np.ndarray, threshold: float, out_dir: Path, overlay: bool) -> dict:
+def _save(path: Path, original: np.ndarray, probability: np.ndarray, decision: Decision, out_dir: Path, overlay: bool) -> dict:
     height, width = original.shape
     full = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
-    predicted = full > threshold
+    predicted = decision.apply(full)
     _write_png(out_dir / f"{path.stem}.png", predicted.astype(np.uint8) * 255)
     if overlay:
         _write_png(out_dir / f"{path.stem}_overlay.png", prediction_overlay(original, predicted))
@@ -97,7 +98,7 @@ def _save(path: Path, original: np.ndarray, probability: np.ndarray, threshold: 
 
 
 def predict_images(
-    saved: SavedModel, files: list[Path], threshold: float, out_dir: Path, batch_size: int, overlay: bool, compute: Compute, outcome: Outcome
+    saved: SavedModel, files: list[Path], decision: Decision, out_dir: Path, batch_size: int, overlay: bool, compute: Compute, outcome: Outcome
 ) -> None:
     """Predict every file in batches, writing masks (and overlays) into ``out_dir``."""
     height, width = saved.metadata["input_size"]
@@ -112,7 +113,7 @@ def predict_images(
                 batch = np.stack([r[1] for _, r in good])
                 probabilities = predict_probabilities(saved, batch, batch_size, compute)
                 outcome.rows.extend(
-                    pool.map(lambda item: _save(item[0][0], item[0][1][0], item[1], threshold, out_dir, overlay), zip(good, probabilities))
+                    pool.map(lambda item: _save(item[0][0], item[0][1][0], item[1], decision, out_dir, overlay), zip(good, probabilities))
                 )
             bar.update(len(chunk))
 
@@ -127,12 +128,13 @@ def predict(
     """
     folder = model_folder(model_path)
     saved = load_model(folder)
-    if threshold is None:
-        threshold = load_threshold(folder)
-        if threshold is None:
-            raise DefectsegError(f"{folder}: no threshold.json beside the model (run the evaluate stage) and no --threshold given")
-    if not 0.0 < threshold < 1.0:
-        raise DefectsegError(f"--threshold must be between 0 and 1, got {threshold}")
+    decision = load_decision(folder)
+    if threshold is not None:
+        if not 0.0 < threshold < 1.0:
+            raise DefectsegError(f"--threshold must be between 0 and 1, got {threshold}")
+        decision = Decision(threshold, decision.min_region_share if decision else 0.0)
+    if decision is None:
+        raise DefectsegError(f"{folder}: no threshold.json beside the model (run the evaluate stage) and no --threshold given")
     outcome = Outcome()
     files = collect_inputs(inputs, outcome)
     if not files:
@@ -140,7 +142,7 @@ def predict(
         raise DefectsegError(f"no images to predict ({problems})")
     out_dir = Path(out_dir)
     compute = Compute(pick_device(device), bf16=precision == "bf16", channels_last=True)
-    predict_images(saved, files, threshold, out_dir, batch_size, overlay, compute, outcome)
+    predict_images(saved, files, decision, out_dir, batch_size, overlay, compute, outcome)
     with atomic_file(out_dir / CSV_NAME) as tmp:
         pd.DataFrame(outcome.rows, columns=["image", "mask", "width", "height", "defect_pixels", "defect_area_fraction", "has_defect"]).to_csv(tmp, index=False)
     return outcome

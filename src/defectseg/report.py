@@ -174,11 +174,18 @@ def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], pa
         f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs "
         f"(train {data_summary['per_split']['train']}, val {data_summary['per_split']['val']}, "
         f"test {data_summary['per_split']['test']}), resized to {height}x{width}. "
-        f"Model: `{params.train.model}`, {params.train.epochs} epochs, {params.train.precision}. "
+        f"Model: `{params.train.model}`"
+        + (f" at 1/{params.train.downscale} resolution" if params.train.downscale > 1 else "")
+        + f", {params.train.epochs} epochs, {params.train.precision}. "
         f"Seeds: {', '.join(map(str, params.compare.seeds))}.",
         "",
         "The decision threshold of each run is chosen on the val split (the one that maximises "
         "global defect IoU) and then applied unchanged to test and train. "
+        + (
+            f"Predicted regions smaller than {params.evaluate.min_region_share:.2%} of the image area are dropped. "
+            if params.evaluate.min_region_share
+            else ""
+        )
         + (f"Cells show the mean over {seeds} seeds ± the half-width of its {confidence}% t-interval." if seeds > 1 else "One seed: no interval over seeds."),
         "",
         "## Test split",

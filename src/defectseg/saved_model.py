@@ -13,6 +13,7 @@ import torch
 from defectseg.atomic import write_json
 from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Normalization
+from defectseg.decision import Decision
 from defectseg.errors import DataError
 from defectseg.models import build_model
 from defectseg.params import TrainParams, UnetParams
@@ -48,18 +49,20 @@ def save_model(folder: Path, weights: dict, train_params: TrainParams, normaliza
     write_json(folder / METADATA, metadata)
 
 
-def save_threshold(folder: Path, threshold: float, chosen_on: str, score: float) -> None:
-    """Write the decision threshold chosen by evaluate beside the weights."""
-    write_json(Path(folder) / THRESHOLD, {"threshold": threshold, "chosen_on": chosen_on, "iou": score})
+def save_decision(folder: Path, decision: Decision, chosen_on: str, score: float) -> None:
+    """Write the decision chosen by evaluate (threshold, smallest region kept) beside the weights."""
+    record = {"threshold": decision.threshold, "min_region_share": decision.min_region_share, "chosen_on": chosen_on, "iou": score}
+    write_json(Path(folder) / THRESHOLD, record)
 
 
-def load_threshold(folder: Path) -> float | None:
-    """The threshold saved beside the model, or None if evaluate has not written one."""
+def load_decision(folder: Path) -> Decision | None:
+    """The decision saved beside the model, or None if evaluate has not written one."""
     path = Path(folder) / THRESHOLD
     if not path.exists():
         return None
     try:
-        return float(json.loads(path.read_text())["threshold"])
+        record = json.loads(path.read_text())
+        return Decision(float(record["threshold"]), float(record["min_region_share"]))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"not a threshold file ({exc})") from None
 
