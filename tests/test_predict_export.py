@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,9 +15,9 @@ from PIL import Image
 
 from conftest import write_png
 from defectseg.cli import main
+from defectseg.decision import Decision
 from defectseg.export import deployable, export_model
 from defectseg.losses import build_loss
-from defectseg.decision import Decision
 from defectseg.saved_model import save_decision, save_model
 from defectseg.synthetic import make_tile
 from defectseg.training import RunSpec, fit
@@ -115,6 +116,27 @@ def test_foreign_or_pickled_model_files_are_refused(model_dir, images, tmp_path,
     assert run_cli("predict", "--model", foreign, "--out", tmp_path / "out", images) == 1
     assert "refused: holds pickled objects" in capsys.readouterr().err
     assert run_cli("predict", "--model", tmp_path / "images-not-a-model", "--out", tmp_path / "out", images) == 1
+
+
+def _regions(mask: np.ndarray) -> list[int]:
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return list(stats[1:count, cv2.CC_STAT_AREA])
+
+
+def test_predict_applies_the_saved_region_filter(model_dir, images, tmp_path):
+    filtered_model = tmp_path / "filtered"
+    shutil.copytree(model_dir, filtered_model)
+    save_decision(filtered_model, Decision(0.5, min_region_share=0.05), "val", 0.0)
+    assert run_cli("predict", "--model", model_dir, "--out", tmp_path / "plain", images) == 0
+    assert run_cli("predict", "--model", filtered_model, "--out", tmp_path / "filtered_out", images) == 0
+    specks_seen = False
+    for name in ("gray8.png", "gray16.png", "colour.png"):
+        plain = np.array(Image.open(tmp_path / "plain" / name)) > 0
+        filtered = np.array(Image.open(tmp_path / "filtered_out" / name)) > 0
+        assert not (filtered & ~plain).any()
+        assert all(area >= 0.05 * plain.size for area in _regions(filtered))
+        specks_seen |= any(area < 0.05 * plain.size for area in _regions(plain))
+    assert specks_seen, "the unfiltered masks have no small region, so this test checks nothing"
 
 
 def test_downscaled_model_predicts_masks_at_original_size(downscaled_model_dir, images, tmp_path):
