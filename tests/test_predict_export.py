@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +16,7 @@ from conftest import write_png
 from defectseg.cli import main
 from defectseg.decision import Decision
 from defectseg.export import deployable, export_model
+from defectseg.predict import save_prediction
 from defectseg.losses import build_loss
 from defectseg.saved_model import save_decision, save_model
 from defectseg.synthetic import make_tile
@@ -118,25 +118,17 @@ def test_foreign_or_pickled_model_files_are_refused(model_dir, images, tmp_path,
     assert run_cli("predict", "--model", tmp_path / "images-not-a-model", "--out", tmp_path / "out", images) == 1
 
 
-def _regions(mask: np.ndarray) -> list[int]:
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    return list(stats[1:count, cv2.CC_STAT_AREA])
-
-
-def test_predict_applies_the_saved_region_filter(model_dir, images, tmp_path):
-    filtered_model = tmp_path / "filtered"
-    shutil.copytree(model_dir, filtered_model)
-    save_decision(filtered_model, Decision(0.5, min_region_share=0.05), "val", 0.0)
-    assert run_cli("predict", "--model", model_dir, "--out", tmp_path / "plain", images) == 0
-    assert run_cli("predict", "--model", filtered_model, "--out", tmp_path / "filtered_out", images) == 0
-    specks_seen = False
-    for name in ("gray8.png", "gray16.png", "colour.png"):
-        plain = np.array(Image.open(tmp_path / "plain" / name)) > 0
-        filtered = np.array(Image.open(tmp_path / "filtered_out" / name)) > 0
-        assert not (filtered & ~plain).any()
-        assert all(area >= 0.05 * plain.size for area in _regions(filtered))
-        specks_seen |= any(area < 0.05 * plain.size for area in _regions(plain))
-    assert specks_seen, "the unfiltered masks have no small region, so this test checks nothing"
+def test_predict_drops_regions_under_the_saved_share_at_the_original_size(tmp_path):
+    probability = np.zeros((32, 32), dtype=np.float32)
+    probability[2, 2] = 0.9
+    probability[16:24, 16:24] = 0.9
+    original = np.zeros((64, 64), dtype=np.uint8)
+    row = save_prediction(tmp_path / "in" / "tile.png", original, probability, Decision(0.5, min_region_share=0.01), tmp_path, overlay=False)
+    mask = np.array(Image.open(tmp_path / "tile.png")) > 0
+    assert mask.shape == (64, 64)
+    assert not mask[:12, :12].any()
+    assert mask[36:44, 36:44].all()
+    assert row["defect_pixels"] == int(mask.sum())
 
 
 def test_downscaled_model_predicts_masks_at_original_size(downscaled_model_dir, images, tmp_path):

@@ -78,7 +78,8 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def _save(path: Path, original: np.ndarray, probability: np.ndarray, decision: Decision, out_dir: Path, overlay: bool) -> dict:
+def save_prediction(path: Path, original: np.ndarray, probability: np.ndarray, decision: Decision, out_dir: Path, overlay: bool) -> dict:
+    """Resize ``probability`` to ``original``'s size, apply ``decision``, write the mask (and overlay); return its CSV row."""
     height, width = original.shape
     full = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
     predicted = decision.apply(full)
@@ -113,7 +114,7 @@ def predict_images(
                 batch = np.stack([r[1] for _, r in good])
                 probabilities = predict_probabilities(saved, batch, batch_size, compute)
                 outcome.rows.extend(
-                    pool.map(lambda item: _save(item[0][0], item[0][1][0], item[1], decision, out_dir, overlay), zip(good, probabilities))
+                    pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], decision, out_dir, overlay), zip(good, probabilities))
                 )
             bar.update(len(chunk))
 
