@@ -2,8 +2,8 @@
 
 Inputs may be any size, 8- or 16-bit gray or colour. Each image is resized to the
 model's input size, the defect probability map is resized back to the original size,
-and evaluate's decision (threshold, then the small-region filter) is applied there. A file that cannot be read is listed as a failure
-and the rest are still processed.
+and evaluate's decision (threshold, then the small-region filter) is applied there. A
+file that cannot be read is listed as a failure and the rest are still processed.
 """
 
 import os
@@ -19,12 +19,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from defectseg.atomic import atomic_file
+from defectseg.decision import Decision
 from defectseg.errors import DataError, DefectsegError
 from defectseg.evaluation import predict_probabilities
 from defectseg.images import IMAGE_SUFFIXES, read_image
 from defectseg.overlays import prediction_overlay
 from defectseg.preprocess import resize_image
-from defectseg.decision import Decision
 from defectseg.saved_model import SavedModel, load_decision, load_model, model_folder
 from defectseg.training import Compute, pick_device
 
