@@ -15,7 +15,7 @@ from PIL import Image
 from defectseg.atomic import atomic_dir, atomic_file, write_json
 from defectseg.dataset import Split, load_split
 from defectseg.decision import Decision
-from defectseg.metrics import Counts, global_iou, iou_by_threshold, per_class_iou, per_image_iou, pr_curve, summarize
+from defectseg.metrics import Counts, iou_by_threshold, per_class_iou, per_image_iou, pr_curve, summarize
 from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
 from defectseg.saved_model import SavedModel, load_model, save_decision
@@ -76,7 +76,6 @@ def evaluate_run(model_dir: Path, data_dir: Path, params: EvaluateParams, metric
     probabilities = {name: predict_probabilities(saved, s.images, params.batch_size, compute) for name, s in splits.items()}
     threshold = choose_threshold(probabilities["val"], splits["val"].masks, params.threshold_steps)
     decision = Decision(threshold, params.min_region_share)
-    save_decision(model_dir, decision, "val", global_iou(Counts.of(decision.apply(probabilities["val"]), splits["val"].masks > 0)))
     result = {"threshold": threshold, "min_region_share": params.min_region_share, "best_epoch": saved.metadata["best_epoch"]}
     for name, split in splits.items():
         predicted = decision.apply(probabilities[name])
@@ -88,5 +87,6 @@ def evaluate_run(model_dir: Path, data_dir: Path, params: EvaluateParams, metric
             _write_pr_curve(out_dir / "pr_curve.csv", probabilities[name], split.masks)
             _write_per_image(out_dir / "per_image.csv", split, counts)
             _write_overlays(out_dir / "overlays", split, predicted, counts, params.worst_overlays)
+    save_decision(model_dir, decision, "val", result["val"]["iou"])
     write_json(metrics_path, result)
     return result
