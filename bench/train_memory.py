@@ -23,13 +23,13 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     import yaml
     from defectseg.params import parse_params
-    from defectseg.prepare import prepare
+    from defectseg.prepare import prepare_dataset
     from defectseg.preprocess import preprocess
     from defectseg.train_run import train_run
     raw = yaml.safe_load(Path(sys.argv[1]).read_text())
     tmp = Path(sys.argv[2])
     params = parse_params(raw)
-    prepare(params.data, tmp / "prepared", tmp / "cache")
+    prepare_dataset(params.data, tmp / "prepared", tmp / "cache")
     preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
     train_run(params, "dicebce", 0, tmp / "pre", tmp / "model", tmp / "live")
     """

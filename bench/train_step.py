@@ -13,14 +13,14 @@ import torch
 from defectseg.losses import build_loss
 from defectseg.models import TORCHVISION_MODELS, build_model
 from defectseg.params import load_params
-from defectseg.training import Compute, pick_device
+from defectseg.inference import Compute, pick_device
 
 
 def images_per_second(model_name: str, compute: Compute, params, steps: int) -> float:
     torch.manual_seed(0)
     height, width = params.preprocess.height_width
     batch = params.train.batch_size
-    model = compute.prepare(build_model(model_name, params.train.unet, params.train.downscale))
+    model = compute.place(build_model(model_name, params.train.unet, params.train.downscale))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = build_loss("dicebce", params.losses)
     images = compute.put(torch.randn(batch, 1, height, width))
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     params = load_params()
-    device = pick_device(params.train.device)
+    device = pick_device(params.train.device, "train.device")
     configured = Compute(device, params.train.precision == "bf16", params.train.channels_last)
     plain = Compute(device)
     height, width = params.preprocess.height_width

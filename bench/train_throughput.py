@@ -30,9 +30,10 @@ from defectseg.dataset import Normalization, SegmentationDataset, load_split
 from defectseg.losses import build_loss
 from defectseg.models import UNet
 from defectseg.params import parse_params
-from defectseg.prepare import prepare
+from defectseg.prepare import prepare_dataset
 from defectseg.preprocess import preprocess
-from defectseg.training import Compute, RunSpec, fit
+from defectseg.inference import Compute
+from defectseg.training import RunSpec, fit
 
 SIZE = 224
 
@@ -84,7 +85,7 @@ def bf16_accuracy(raw: dict, tmp: Path) -> dict[str, float]:
     for precision in ("fp32", "bf16"):
         raw["train"]["precision"] = precision
         params = parse_params(raw)
-        prepare(params.data, tmp / "syn" / "prepared", tmp / "cache")
+        prepare_dataset(params.data, tmp / "syn" / "prepared", tmp / "cache")
         preprocess(tmp / "syn" / "prepared" / "manifest.csv", params.preprocess, tmp / "syn" / "pre")
         spec = RunSpec(params.train, "dicebce", {}, 0, precision)
         with Live(dir=str(tmp / precision), dvcyaml=None, save_dvc_exp=False) as live:
@@ -108,7 +109,7 @@ def main() -> None:
     loss_fn = build_loss("dicebce", params.losses)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        prepare(params.data, tmp / "prepared", tmp / "cache")
+        prepare_dataset(params.data, tmp / "prepared", tmp / "cache")
         manifest = pd.read_csv(tmp / "prepared" / "manifest.csv")
         manifest = manifest[manifest["split"] == "train"]
         preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
@@ -123,7 +124,7 @@ def main() -> None:
         compute = Compute(torch.device("cpu"), bf16=True, channels_last=True)
         dataset = SegmentationDataset(train, Normalization.of(train.images), build_augment(params.train.augment))
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, generator=generator)
-        ours = images_per_second(compute.prepare(UNet(64, 3)), loader, loss_fn, compute, args.steps)
+        ours = images_per_second(compute.place(UNet(64, 3)), loader, loss_fn, compute, args.steps)
 
         accuracy = bf16_accuracy(raw, tmp)
     print(f"data: {raw['data']['source']}, {SIZE}x{SIZE}, batch {args.batch_size}, U-Net widths 64-512, {torch.get_num_threads()} threads")

@@ -1,8 +1,8 @@
-"""The decision: threshold, then regions under a share of the image area are dropped."""
+"""The decision: the image gate, the threshold, then regions under a share of the image area are dropped."""
 
 import numpy as np
 
-from defectseg.decision import Decision, drop_small_regions
+from defectseg.decision import Decision, drop_small_regions, gate_for_false_alarms, image_score
 
 
 def test_small_regions_are_dropped_and_large_ones_kept_whole():
@@ -24,10 +24,27 @@ def test_decision_without_region_filter_is_a_plain_threshold():
     assert (Decision(0.5).apply(probabilities) == (probabilities > 0.5)).all()
 
 
-def test_region_share_scales_with_the_image_area_per_image():
-    probabilities = np.zeros((2, 20, 20))
-    probabilities[0, :2, :2] = 0.9
-    probabilities[1, :3, :3] = 0.9
-    masks = Decision(0.5, min_region_share=5 / 400).apply(probabilities)
-    assert masks.shape == (2, 20, 20)
-    assert masks[0].sum() == 0 and masks[1].sum() == 9
+def test_region_share_scales_with_each_image_area():
+    small, large = np.zeros((20, 20)), np.zeros((40, 40))
+    small[:2, :2] = 0.9
+    large[:2, :2] = 0.9
+    decision = Decision(0.5, min_region_share=3 / 400)
+    assert decision.apply(small).sum() == 4
+    assert decision.apply(large).sum() == 0
+
+
+def test_an_image_scoring_at_most_the_gate_gets_an_empty_mask():
+    probabilities = np.array([[0.2, 0.6], [0.7, 0.4]])
+    assert image_score(probabilities) == 0.7
+    assert Decision(0.5, image_threshold=0.7).apply(probabilities).sum() == 0
+    assert (Decision(0.5, image_threshold=0.69).apply(probabilities) == (probabilities > 0.5)).all()
+
+
+def test_gate_lets_through_at_most_the_allowed_share_of_free_images():
+    free_scores = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.4, 0.5, 0.6, 0.7, 0.05])
+    gate = gate_for_false_alarms(free_scores, 0.2)
+    assert gate == 0.7
+    assert (free_scores > gate).sum() == 2
+    assert gate_for_false_alarms(free_scores, 0.05) == 0.9
+    assert gate_for_false_alarms(free_scores, 1.0) == 0.0
+    assert gate_for_false_alarms(np.array([]), 0.05) == 0.0

@@ -9,13 +9,17 @@ from defectseg.metrics import (
     dice,
     false_alarm_rate,
     global_iou,
+    image_auroc,
     iou_by_threshold,
     mean_defect_image_iou,
     per_class_iou,
+    per_class_mean_image_iou,
     per_image_iou,
     pixel_precision,
     pixel_recall,
     pr_curve,
+    recall_at_false_alarm_rate,
+    split_metrics,
     two_class_miou,
 )
 
@@ -113,3 +117,61 @@ def test_iou_by_threshold_matches_thresholding_each_time():
     for t, iou in zip(thresholds, ious):
         assert iou == pytest.approx(global_iou(Counts.of(probabilities > t, truth)))
     assert iou_by_threshold(np.zeros((1, 2, 2)), np.zeros((1, 2, 2), bool), 9)[1].tolist() == [1.0] * 9
+
+
+def test_counts_of_images_of_different_sizes_are_taken_each_at_its_own_size():
+    small_truth = np.zeros((4, 6), bool)
+    small_truth[1:3, 1:3] = True
+    small_guess = np.zeros((4, 6), bool)
+    small_guess[1:3, 2:4] = True
+    large_truth = np.zeros((10, 3), bool)
+    large_truth[:5] = True
+    large_guess = np.zeros((10, 3), bool)
+    large_guess[:4] = True
+    counts = Counts.of([small_guess, large_guess], [small_truth, large_truth])
+    assert counts.tp.tolist() == [2, 12] and counts.fp.tolist() == [2, 0]
+    assert counts.fn.tolist() == [2, 3] and counts.tn.tolist() == [18, 15]
+    assert global_iou(counts) == pytest.approx(14 / (14 + 2 + 5))
+    assert mean_defect_image_iou(counts) == pytest.approx((2 / 6 + 12 / 15) / 2)
+
+
+def test_counts_refuse_a_prediction_of_another_size_than_its_truth():
+    with pytest.raises(ValueError, match="differ in size"):
+        Counts.of([np.zeros((4, 4), bool)], [np.zeros((4, 5), bool)])
+
+
+def test_per_class_mean_image_iou_weighs_every_image_alike():
+    truth = [np.ones((2, 2), bool), np.ones((10, 10), bool), np.zeros((3, 3), bool)]
+    guess = [np.ones((2, 2), bool), np.zeros((10, 10), bool), np.zeros((3, 3), bool)]
+    counts = Counts.of(guess, truth)
+    classes = np.array(["blowhole", "blowhole", "free"])
+    assert per_class_mean_image_iou(counts, classes) == {"blowhole": 0.5}
+    assert per_class_iou(counts, classes) == {"blowhole": pytest.approx(4 / 104)}
+
+
+def test_image_auroc_counts_correctly_ordered_pairs():
+    scores = np.array([0.9, 0.4, 0.7, 0.2, 0.5])
+    has_defect = np.array([True, True, False, False, False])
+    # defect-vs-free pairs ordered right: 0.9 beats all 3, 0.4 beats only 0.2 -> 4 of 6
+    assert image_auroc(scores, has_defect) == pytest.approx(4 / 6)
+    assert image_auroc(scores, np.ones(5, bool)) is None
+
+
+def test_recall_at_false_alarm_rate_reads_the_roc_at_that_rate():
+    scores = np.array([0.95, 0.9, 0.8, 0.3, 0.85, 0.5, 0.4, 0.2, 0.1, 0.05, 0.01, 0.0])
+    has_defect = np.array([True, True, True, True] + [False] * 8)
+    # no false alarm: threshold above 0.85 finds 2 of 4; one of 8 free (12.5%) allowed: 3 of 4
+    assert recall_at_false_alarm_rate(scores, has_defect, 0.05) == pytest.approx(0.5)
+    assert recall_at_false_alarm_rate(scores, has_defect, 0.125) == pytest.approx(0.75)
+    assert recall_at_false_alarm_rate(scores, has_defect, 1.0) == pytest.approx(1.0)
+    assert recall_at_false_alarm_rate(scores, np.zeros(12, bool), 0.05) is None
+
+
+def test_split_metrics_hold_image_level_measures():
+    truth = [np.ones((2, 3), bool), np.zeros((4, 4), bool)]
+    probabilities = [np.full((2, 3), 0.8), np.full((4, 4), 0.3)]
+    guess = [p > 0.5 for p in probabilities]
+    metrics = split_metrics(Counts.of(guess, truth), probabilities, truth, np.array([0.8, 0.3]), 0.05)
+    assert metrics["iou"] == 1.0 and metrics["detection_recall"] == 1.0 and metrics["false_alarm_rate"] == 0.0
+    assert metrics["image_auroc"] == 1.0 and metrics["recall_at_false_alarm_rate"] == 1.0
+    assert metrics["images"] == 2

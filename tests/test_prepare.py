@@ -10,14 +10,14 @@ import pytest
 from conftest import MTD, gray, params_with, write_png
 from defectseg.errors import DataError
 from defectseg.params import SplitParams
-from defectseg.prepare import MANIFEST_COLUMNS, prepare
+from defectseg.prepare import MANIFEST_COLUMNS, prepare_dataset
 from defectseg.splits import assign_splits
 from defectseg.synthetic import make_tile
 
 
 def run_prepare(tmp_path, source, **overrides):
     params = params_with(**{"data.source": str(source), **overrides})
-    return prepare(params.data, tmp_path / "out", tmp_path / "cache")
+    return prepare_dataset(params.data, tmp_path / "out", tmp_path / "cache")
 
 
 def test_plain_folder_gives_manifest_and_summary(tmp_path, plain_source):

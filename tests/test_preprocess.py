@@ -3,7 +3,7 @@
 import numpy as np
 
 from conftest import params_with, write_png
-from defectseg.prepare import prepare
+from defectseg.prepare import prepare_dataset
 from defectseg.preprocess import binarize_mask, preprocess, resize_mask
 
 
@@ -36,7 +36,7 @@ def test_preprocess_writes_uint8_arrays_per_split(tmp_path):
         write_png(source / "images" / f"p{i}.png", image)
         write_png(source / "masks" / f"p{i}.png", mask)
     params = params_with(**{"data.source": str(source), "preprocess.image_size": [32, 48], "train.augment.rotate90": 0.0})
-    prepare(params.data, tmp_path / "prepared", tmp_path / "cache")
+    prepare_dataset(params.data, tmp_path / "prepared", tmp_path / "cache")
     info = preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
     total = 0
     for split in ("train", "val", "test"):

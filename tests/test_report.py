@@ -15,8 +15,10 @@ def split_metrics(iou):
     return {
         "iou": iou, "mean_image_iou": iou - 0.05, "false_alarm_rate": 0.1, "detection_precision": 0.9,
         "detection_recall": 0.8, "dice": 2 * iou / (1 + iou), "pixel_precision": 0.7, "pixel_recall": 0.6,
-        "pixel_ap": 0.65, "miou_2class": (1 + iou) / 2, "images": 20,
+        "pixel_ap": 0.65, "miou_2class": (1 + iou) / 2, "images": 20, "image_auroc": 0.95,
+        "recall_at_false_alarm_rate": 0.85,
         "per_class_iou": {"crack": iou - 0.1, "blowhole": iou + 0.1},
+        "per_class_mean_image_iou": {"crack": iou - 0.2, "blowhole": iou},
     }  # fmt: skip
 
 
@@ -55,11 +57,13 @@ def build(root, **overrides):
 def test_report_renders_tables_figures_and_overlays(fixture_runs):
     table = build(fixture_runs)
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "| bce | 0.500 | 0.450 | 0.100 |" in report
+    assert "| bce | 0.500 | 0.450 | 0.800 | 0.100 | 0.900 | 0.950 | 0.850 |" in report
+    assert "measured at each image's own size" in report
     assert "20 test images, 20 of them with defects" in report and "| [0.500, 0.500] |" in report
     assert "| dice | 0.600 |" in report
     assert "| bce − dice | -0.167 |" in report and "| yes |" in report
     assert "| loss | blowhole | crack |" in report and "| dice | 0.700 | 0.500 |" in report
+    assert "## Test mean image IoU per defect class" in report and "| dice | 0.600 | 0.400 |" in report
     assert "![01_t3_iou0.10](overlays/bce-seed0/01_t3_iou0.10.png)" in report
     for picture in ("figures/training_curves.png", "figures/pr_curves.png", "overlays/dice-seed0/01_t3_iou0.10.png"):
         assert (fixture_runs / "reports" / picture).is_file()

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import make_plain, params_with
 from defectseg.errors import DataError
-from defectseg.prepare import prepare
+from defectseg.prepare import prepare_dataset
 from defectseg.sources import extract_zip, fetch_mtd
 
 
@@ -30,7 +30,7 @@ def plain_zip(tmp_path) -> Path:
 
 def test_zip_source_is_extracted_and_prepared(tmp_path, plain_zip):
     params = params_with(**{"data.source": str(plain_zip)})
-    summary = prepare(params.data, tmp_path / "out", tmp_path / "cache")
+    summary = prepare_dataset(params.data, tmp_path / "out", tmp_path / "cache")
     assert summary["pairs"] == 4 and summary["layout"] == "plain"
 
 

@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from defectseg.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
@@ -28,6 +30,19 @@ def atomic_file(path: Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_output_path(path: Path, folder: bool, option: str) -> None:
+    """Refuse, before anything is written, an output path that cannot become a ``folder``
+    (or a file): the wrong kind of thing already there, or a file where a parent folder must be."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise DataError(path, f"{option} names an existing {'file' if folder else 'folder'}; give a {'folder' if folder else 'file path'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(parent, f"{option} {path}: this is a file, so no folder can be made under it")
+            return
 
 
 def write_text(path: Path, text: str) -> None:

@@ -13,7 +13,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="write defect masks for images")
     predict.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
-    predict.add_argument("--threshold", type=float, help="probability threshold (default: the one chosen by evaluate; its min_region_share still applies)")
+    predict.add_argument("--threshold", type=float, help="pixel probability threshold (default: the one chosen by evaluate; its image gate and min_region_share still apply)")
     predict.add_argument("--out", type=Path, required=True, help="folder for masks, overlays and predictions.csv")
     predict.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
     predict.add_argument("--batch-size", type=int, default=16)

@@ -1,7 +1,11 @@
-"""From defect probabilities to a mask: the threshold, then dropping specks.
+"""From a defect probability map to a mask: the image gate, the threshold, then dropping specks.
 
-Evaluate chooses the threshold on val and saves it with ``min_region_share`` beside the
-model (``threshold.json``); predict applies the same ``Decision``, so both agree.
+An image whose score (its highest defect probability) is at most ``image_threshold``
+is called defect-free and gets an empty mask; in the others, pixels above
+``threshold`` are defect, less regions under ``min_region_share`` of the image area.
+Evaluate chooses both thresholds on val and saves the decision beside the model
+(``threshold.json``); predict applies the same ``Decision`` at each image's own size,
+so both agree.
 """
 
 from dataclasses import dataclass
@@ -18,19 +22,36 @@ def drop_small_regions(mask: np.ndarray, min_pixels: float) -> np.ndarray:
     return keep[labels]
 
 
+def image_score(probability: np.ndarray) -> float:
+    """How likely an image (H, W) holds a defect: its highest pixel probability."""
+    return float(probability.max()) if probability.size else 0.0
+
+
+def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float) -> float:
+    """The lowest image threshold under which at most ``max_false_alarm_rate`` of the
+    defect-free images score above it (0.0, no gate, when there are none)."""
+    if len(free_scores) == 0:
+        return 0.0
+    allowed = int(np.floor(max_false_alarm_rate * len(free_scores) + 1e-9))
+    if allowed >= len(free_scores):
+        return 0.0
+    return float(np.sort(free_scores)[::-1][allowed])
+
+
 @dataclass(frozen=True)
 class Decision:
-    """Pixels above ``threshold`` are defect, except regions under ``min_region_share`` of the image area."""
+    """The image gate, the pixel threshold and the smallest region kept (see the module doc)."""
 
     threshold: float
     min_region_share: float = 0.0
+    image_threshold: float = 0.0
 
-    def apply(self, probabilities: np.ndarray) -> np.ndarray:
-        """Boolean masks for probabilities of shape (H, W) or (N, H, W)."""
-        predicted = probabilities > self.threshold
+    def apply(self, probability: np.ndarray) -> np.ndarray:
+        """The boolean mask of one probability map (H, W)."""
+        if image_score(probability) <= self.image_threshold:
+            return np.zeros(probability.shape, dtype=bool)
+        predicted = probability > self.threshold
         if self.min_region_share == 0.0:
             return predicted
-        height, width = predicted.shape[-2:]
-        min_pixels = self.min_region_share * height * width
-        flat = predicted.reshape(-1, height, width)
-        return np.stack([drop_small_regions(mask, min_pixels) for mask in flat]).reshape(predicted.shape)
+        height, width = predicted.shape
+        return drop_small_regions(predicted, self.min_region_share * height * width)

@@ -1,52 +1,101 @@
-"""Evaluate one trained run: pick the threshold on val, then measure train, val and test.
+"""Evaluate one trained run at each image's own size: choose the decision on val, then
+measure train, val and test.
+
+The model sees the preprocessed images (resized to its input size, exactly as
+``defectseg predict`` resizes); every probability map is resized back to its image's
+original size and scored there against the original mask, binarized at
+``preprocess.mask_threshold``. So every figure is measured on the masks a user gets.
 
 Outputs: the metrics JSON (a DVC metric), the test precision-recall curve (a DVC plot),
-per-image test counts (for the report's paired bootstrap), and overlays of the worst
-test images.
+per-image test counts and scores (for the report's paired bootstrap), and overlays of
+the worst test images.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from defectseg.atomic import atomic_dir, atomic_file, write_json
 from defectseg.dataset import Split, load_split
-from defectseg.decision import Decision
-from defectseg.metrics import Counts, iou_by_threshold, per_class_iou, per_image_iou, pr_curve, summarize
+from defectseg.decision import Decision, gate_for_false_alarms, image_score
+from defectseg.errors import DataError
+from defectseg.images import read_image, read_mask
+from defectseg.inference import Compute, at_size, pick_device, predict_probabilities
+from defectseg.metrics import Counts, flatten, iou_by_threshold, per_class_iou, per_class_mean_image_iou, per_image_iou, pr_curve, split_metrics
 from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
-from defectseg.saved_model import SavedModel, load_model, save_decision
-from defectseg.training import Compute, pick_device, predict_logits
+from defectseg.preprocess import binarize_mask
+from defectseg.saved_model import load_model, save_decision
 
 
-def predict_probabilities(saved: SavedModel, images: np.ndarray, batch_size: int, compute: Compute) -> np.ndarray:
-    """Defect probabilities (N, H, W) float32 for uint8 images (N, H, W) of the model's input size."""
-    model = compute.prepare(saved.model)
-    logits = predict_logits(model, saved.normalization.apply(images), compute, batch_size)
-    return torch.sigmoid(logits).squeeze(1).numpy()
+@dataclass(frozen=True)
+class NativeSplit:
+    """One split at its images' own sizes: probability maps and truth masks, in the split's order."""
+
+    split: Split
+    images: list[str]
+    probabilities: list[np.ndarray]
+    truth: list[np.ndarray]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([image_score(p) for p in self.probabilities])
 
 
-def choose_threshold(probabilities: np.ndarray, truth: np.ndarray, steps: int) -> float:
+def _manifest_rows(manifest_path: Path, ids: np.ndarray) -> pd.DataFrame:
+    manifest = pd.read_csv(manifest_path, dtype={"id": str}).set_index("id")
+    missing = sorted(set(ids.tolist()) - set(manifest.index))
+    if missing:
+        raise DataError(manifest_path, f"lists no pair for preprocessed id(s) {missing[:5]}: re-run prepare and preprocess")
+    return manifest.loc[list(ids)]
+
+
+def native_split(split: Split, probabilities: np.ndarray, manifest_path: Path, mask_threshold: int) -> NativeSplit:
+    """``split``'s probability maps resized to, and scored against, the original masks."""
+    rows = _manifest_rows(manifest_path, split.ids)
+    truth = [binarize_mask(read_mask(Path(p)), mask_threshold).astype(bool) for p in rows["mask"]]
+    maps = [at_size(p, *t.shape) for p, t in zip(probabilities, truth)]
+    return NativeSplit(split, list(rows["image"]), maps, truth)
+
+
+def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], steps: int) -> float:
     """The probability threshold in (0, 1), on a grid of ``steps``, that maximises global IoU.
 
     Ties go to the lowest threshold.
     """
-    thresholds, scores = iou_by_threshold(probabilities, truth > 0, steps)
+    thresholds, scores = iou_by_threshold(flatten(probabilities), flatten(truth), steps)
     return float(round(thresholds[int(np.argmax(scores))], 6))
 
 
-def _write_pr_curve(path: Path, probabilities: np.ndarray, truth: np.ndarray) -> None:
-    precision, recall, _ = pr_curve(probabilities, truth, bins=200)
+def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
+    """The pixel threshold that maximises val IoU, and the image gate that keeps val false
+    alarms (by image score) within ``params.max_false_alarm_rate``."""
+    threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps)
+    free = np.array([not t.any() for t in val.truth])
+    gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate)
+    return Decision(threshold, params.min_region_share, gate)
+
+
+def _write_pr_curve(path: Path, native: NativeSplit) -> None:
+    precision, recall, _ = pr_curve(flatten(native.probabilities), flatten(native.truth), bins=200)
     with atomic_file(path) as tmp:
         pd.DataFrame({"recall": recall.round(6), "precision": precision.round(6)}).to_csv(tmp, index=False)
 
 
-def _write_per_image(path: Path, split: Split, counts: Counts) -> None:
+def _write_per_image(path: Path, native: NativeSplit, counts: Counts) -> None:
     table = pd.DataFrame(
-        {"id": split.ids, "defect_class": split.classes, "tp": counts.tp, "fp": counts.fp, "fn": counts.fn, "tn": counts.tn}
+        {
+            "id": native.split.ids,
+            "defect_class": native.split.classes,
+            "tp": counts.tp,
+            "fp": counts.fp,
+            "fn": counts.fn,
+            "tn": counts.tn,
+            "score": native.scores.round(6),
+        }
     )
     with atomic_file(path) as tmp:
         table.to_csv(tmp, index=False)
@@ -59,34 +108,49 @@ def _worst_images(counts: Counts, how_many: int) -> np.ndarray:
     return wrong[order[:how_many]]
 
 
-def _write_overlays(folder: Path, split: Split, predicted: np.ndarray, counts: Counts, how_many: int) -> None:
+def _write_overlays(folder: Path, native: NativeSplit, predicted: list[np.ndarray], counts: Counts, how_many: int) -> None:
     ious = per_image_iou(counts)
     with atomic_dir(folder) as tmp:
         for rank, index in enumerate(_worst_images(counts, how_many), start=1):
-            panel = overlay_panel(split.images[index], split.masks[index], predicted[index])
-            name = f"{rank:02d}_{split.ids[index]}_iou{ious[index]:.2f}.png"
+            panel = overlay_panel(read_image(Path(native.images[index])), native.truth[index], predicted[index])
+            name = f"{rank:02d}_{native.split.ids[index]}_iou{ious[index]:.2f}.png"
             Image.fromarray(panel).save(tmp / name)
 
 
-def evaluate_run(model_dir: Path, data_dir: Path, params: EvaluateParams, metrics_path: Path, out_dir: Path) -> dict:
+def measure(native: NativeSplit, decision: Decision, false_alarm_rate: float) -> tuple[dict, list[np.ndarray], Counts]:
+    """The split's metrics under ``decision``, with its predicted masks and per-image counts."""
+    predicted = [decision.apply(p) for p in native.probabilities]
+    counts = Counts.of(predicted, native.truth)
+    metrics = split_metrics(counts, native.probabilities, native.truth, native.scores, false_alarm_rate)
+    metrics["per_class_iou"] = per_class_iou(counts, native.split.classes)
+    metrics["per_class_mean_image_iou"] = per_class_mean_image_iou(counts, native.split.classes)
+    return metrics, predicted, counts
+
+
+def evaluate_run(model_dir: Path, data_dir: Path, manifest_path: Path, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path) -> dict:
     """Evaluate the model in ``model_dir`` and write every output; return the metrics."""
     saved = load_model(model_dir)
-    compute = Compute(pick_device(params.device))
-    splits = {name: load_split(Path(data_dir) / f"{name}.npz") for name in ("val", "test", "train")}
-    probabilities = {name: predict_probabilities(saved, s.images, params.batch_size, compute) for name, s in splits.items()}
-    threshold = choose_threshold(probabilities["val"], splits["val"].masks, params.threshold_steps)
-    decision = Decision(threshold, params.min_region_share)
-    result = {"threshold": threshold, "min_region_share": params.min_region_share, "best_epoch": saved.metadata["best_epoch"]}
-    for name, split in splits.items():
-        predicted = decision.apply(probabilities[name])
-        counts = Counts.of(predicted, split.masks > 0)
-        result[name] = summarize(counts, probabilities[name], split.masks)
-        result[name]["per_class_iou"] = per_class_iou(counts, split.classes)
+    compute = Compute(pick_device(params.device, "evaluate.device"))
+    splits = {}
+    for name in ("val", "test", "train"):
+        split = load_split(Path(data_dir) / f"{name}.npz")
+        probabilities = predict_probabilities(saved, split.images, params.batch_size, compute)
+        splits[name] = native_split(split, probabilities, manifest_path, mask_threshold)
+    decision = choose_decision(splits["val"], params)
+    result = {
+        "threshold": decision.threshold,
+        "image_threshold": decision.image_threshold,
+        "min_region_share": decision.min_region_share,
+        "best_epoch": saved.metadata["best_epoch"],
+        "measured_at": "each image's original size",
+    }
+    for name, native in splits.items():
+        result[name], predicted, counts = measure(native, decision, params.max_false_alarm_rate)
         if name == "test":
             out_dir = Path(out_dir)
-            _write_pr_curve(out_dir / "pr_curve.csv", probabilities[name], split.masks)
-            _write_per_image(out_dir / "per_image.csv", split, counts)
-            _write_overlays(out_dir / "overlays", split, predicted, counts, params.worst_overlays)
+            _write_pr_curve(out_dir / "pr_curve.csv", native)
+            _write_per_image(out_dir / "per_image.csv", native, counts)
+            _write_overlays(out_dir / "overlays", native, predicted, counts, params.worst_overlays)
     save_decision(model_dir, decision, "val", result["val"]["iou"])
     write_json(metrics_path, result)
     return result

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from defectseg.atomic import atomic_file
+from defectseg.atomic import atomic_file, check_output_path
 from defectseg.saved_model import load_model
 
 
@@ -39,6 +39,7 @@ def deployable(model_path: Path) -> tuple[Deployable, torch.Tensor]:
 
 def export_model(model_path: Path, fmt: str, out: Path) -> Path:
     """Write the model as ``fmt`` (torchscript or onnx) to ``out``, atomically."""
+    check_output_path(Path(out), folder=False, option="--out")
     module, example = deployable(model_path)
     with atomic_file(Path(out)) as tmp, torch.no_grad():
         if fmt == "torchscript":

@@ -1,14 +1,17 @@
-"""Segmentation metrics from per-image confusion counts.
+"""Segmentation and image-level metrics.
 
-Everything here starts from the per-image true/false positive/negative pixel counts,
-so each metric is a small function of those counts with an explicit reduction:
-"global" sums counts over the whole split before dividing, "per image" divides per
-image and then averages.
+Pixel metrics start from the per-image true/false positive/negative pixel counts, so
+each is a small function of those counts with an explicit reduction: "global" sums
+counts over the whole split before dividing, "per image" divides per image and then
+averages. Images may differ in size (evaluate counts each at its own size). Image-level
+metrics rank images by a per-image score against "has a defect".
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 
 
 @dataclass(frozen=True)
@@ -21,16 +24,23 @@ class Counts:
     tn: np.ndarray
 
     @classmethod
-    def of(cls, predicted: np.ndarray, truth: np.ndarray) -> "Counts":
-        """Counts from boolean (N, H, W) predictions and truths."""
-        predicted = predicted.reshape(len(predicted), -1).astype(bool)
-        truth = truth.reshape(len(truth), -1).astype(bool)
-        return cls(
-            tp=(predicted & truth).sum(1),
-            fp=(predicted & ~truth).sum(1),
-            fn=(~predicted & truth).sum(1),
-            tn=(~predicted & ~truth).sum(1),
-        )
+    def of(cls, predicted: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> "Counts":
+        """Counts from boolean predictions and truths, one (H, W) pair per image (sizes may differ)."""
+        if len(predicted) != len(truth):
+            raise ValueError(f"{len(predicted)} predictions for {len(truth)} truths")
+        rows = []
+        for guess, actual in zip(predicted, truth):
+            if guess.shape != actual.shape:
+                raise ValueError(f"prediction {guess.shape} and truth {actual.shape} differ in size")
+            guess, actual = guess.astype(bool), actual.astype(bool)
+            rows.append(((guess & actual).sum(), (guess & ~actual).sum(), (~guess & actual).sum(), (~guess & ~actual).sum()))
+        tp, fp, fn, tn = np.array(rows, dtype=np.int64).reshape(-1, 4).T
+        return cls(tp=tp, fp=fp, fn=fn, tn=tn)
+
+    @property
+    def has_defect(self) -> np.ndarray:
+        """Which images have defect pixels in their truth."""
+        return (self.tp + self.fn) > 0
 
     def astuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return self.tp, self.fp, self.fn, self.tn
@@ -58,20 +68,20 @@ def per_image_iou(counts: Counts) -> np.ndarray:
 
 def mean_defect_image_iou(counts: Counts) -> float | None:
     """Mean per-image IoU over the images whose truth has defect pixels; None if there are none."""
-    has_truth = (counts.tp + counts.fn) > 0
-    return float(per_image_iou(counts)[has_truth].mean()) if has_truth.any() else None
+    has_defect = counts.has_defect
+    return float(per_image_iou(counts)[has_defect].mean()) if has_defect.any() else None
 
 
 def false_alarm_rate(counts: Counts) -> float | None:
     """Share of defect-free images with any predicted defect pixel; None if there are none."""
-    free = (counts.tp + counts.fn) == 0
+    free = ~counts.has_defect
     return float((counts.fp[free] > 0).mean()) if free.any() else None
 
 
 def detection_precision_recall(counts: Counts) -> tuple[float, float]:
     """Image-level precision and recall of "has a defect" (any predicted / any true pixel)."""
     predicted = (counts.tp + counts.fp) > 0
-    actual = (counts.tp + counts.fn) > 0
+    actual = counts.has_defect
     hits = (predicted & actual).sum()
     return _ratio(hits, predicted.sum(), empty=1.0), _ratio(hits, actual.sum(), empty=1.0)
 
@@ -141,8 +151,29 @@ def iou_by_threshold(probabilities: np.ndarray, truth: np.ndarray, steps: int) -
     return thresholds, np.where(union > 0, tp / np.maximum(union, 1), 1.0)
 
 
-def summarize(counts: Counts, probabilities: np.ndarray, truth: np.ndarray) -> dict:
-    """Every split-level metric of the README's table."""
+def image_auroc(scores: np.ndarray, has_defect: np.ndarray) -> float | None:
+    """Area under the ROC curve of per-image scores for "has a defect"; None without both kinds of image."""
+    if has_defect.all() or not has_defect.any():
+        return None
+    return float(roc_auc_score(has_defect, scores))
+
+
+def recall_at_false_alarm_rate(scores: np.ndarray, has_defect: np.ndarray, rate: float) -> float | None:
+    """The highest share of defective images found by any score threshold that flags at most
+    ``rate`` of the defect-free images; None without both kinds of image."""
+    if has_defect.all() or not has_defect.any():
+        return None
+    false_alarms, recall, _ = roc_curve(has_defect, scores, drop_intermediate=False)
+    return float(recall[false_alarms <= rate + 1e-12].max())
+
+
+def flatten(maps: Sequence[np.ndarray]) -> np.ndarray:
+    """Every pixel of a list of (H, W) maps of any sizes, as one vector."""
+    return np.concatenate([m.reshape(-1) for m in maps]) if len(maps) else np.zeros(0)
+
+
+def split_metrics(counts: Counts, probabilities: Sequence[np.ndarray], truth: Sequence[np.ndarray], scores: np.ndarray, rate: float) -> dict:
+    """Every split-level metric of the README's table; ``rate`` is the false-alarm rate for recall."""
     detection_precision, detection_recall = detection_precision_recall(counts)
     return {
         "iou": global_iou(counts),
@@ -150,10 +181,12 @@ def summarize(counts: Counts, probabilities: np.ndarray, truth: np.ndarray) -> d
         "false_alarm_rate": false_alarm_rate(counts),
         "detection_precision": detection_precision,
         "detection_recall": detection_recall,
+        "image_auroc": image_auroc(scores, counts.has_defect),
+        "recall_at_false_alarm_rate": recall_at_false_alarm_rate(scores, counts.has_defect, rate),
         "dice": dice(counts),
         "pixel_precision": pixel_precision(counts),
         "pixel_recall": pixel_recall(counts),
-        "pixel_ap": pr_curve(probabilities, truth)[2],
+        "pixel_ap": pr_curve(flatten(probabilities), flatten(truth))[2],
         "miou_2class": two_class_miou(counts),
         "images": int(len(counts.tp)),
     }
@@ -166,4 +199,14 @@ def per_class_iou(counts: Counts, classes: np.ndarray) -> dict[str, float]:
         subset = counts.select(classes == name)
         if (subset.tp + subset.fn).sum() > 0:
             result[name] = global_iou(subset)
+    return result
+
+
+def per_class_mean_image_iou(counts: Counts, classes: np.ndarray) -> dict[str, float]:
+    """Mean per-image IoU within each class that has defect pixels (small defects count as much as large)."""
+    result = {}
+    for name in sorted(set(classes.tolist())):
+        mean = mean_defect_image_iou(counts.select(classes == name))
+        if mean is not None:
+            result[name] = mean
     return result

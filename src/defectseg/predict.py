@@ -2,8 +2,9 @@
 
 Inputs may be any size, 8- or 16-bit gray or colour. Each image is resized to the
 model's input size, the defect probability map is resized back to the original size,
-and evaluate's decision (threshold, then the small-region filter) is applied there. A
-file that cannot be read is listed as a failure and the rest are still processed.
+and evaluate's decision (image gate, threshold, small-region filter) is applied there,
+just as evaluate scored it. A file that cannot be read is listed as a failure and the
+rest are still processed.
 """
 
 import os
@@ -12,21 +13,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from defectseg.atomic import atomic_file
+from defectseg.atomic import atomic_file, check_output_path
 from defectseg.decision import Decision
 from defectseg.errors import DataError, DefectsegError
-from defectseg.evaluation import predict_probabilities
 from defectseg.images import IMAGE_SUFFIXES, read_image
+from defectseg.inference import Compute, at_size, model_input, pick_device, predict_probabilities
 from defectseg.overlays import prediction_overlay
-from defectseg.preprocess import resize_image
 from defectseg.saved_model import SavedModel, load_decision, load_model, model_folder
-from defectseg.training import Compute, pick_device
 
 CSV_NAME = "predictions.csv"
 
@@ -65,12 +63,12 @@ def collect_inputs(paths: list[Path], outcome: Outcome) -> list[Path]:
     return unique
 
 
-def _read(path: Path, height: int, width: int) -> tuple[np.ndarray, np.ndarray] | str:
+def _read(path: Path, saved: SavedModel) -> tuple[np.ndarray, np.ndarray] | str:
     try:
         original = read_image(path)
     except DataError as exc:
         return exc.problem
-    return original, resize_image(original, height, width)
+    return original, model_input(saved, original)
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
@@ -81,8 +79,7 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 def save_prediction(path: Path, original: np.ndarray, probability: np.ndarray, decision: Decision, out_dir: Path, overlay: bool) -> dict:
     """Resize ``probability`` to ``original``'s size, apply ``decision``, write the mask (and overlay); return its CSV row."""
     height, width = original.shape
-    full = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
-    predicted = decision.apply(full)
+    predicted = decision.apply(at_size(probability, height, width))
     _write_png(out_dir / f"{path.stem}.png", predicted.astype(np.uint8) * 255)
     if overlay:
         _write_png(out_dir / f"{path.stem}_overlay.png", prediction_overlay(original, predicted))
@@ -102,12 +99,11 @@ def predict_images(
     saved: SavedModel, files: list[Path], decision: Decision, out_dir: Path, batch_size: int, overlay: bool, compute: Compute, outcome: Outcome
 ) -> None:
     """Predict every file in batches, writing masks (and overlays) into ``out_dir``."""
-    height, width = saved.metadata["input_size"]
     out_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(os.cpu_count()) as pool, tqdm(total=len(files), unit="img", file=sys.stderr, disable=None) as bar:
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
-            read = list(pool.map(lambda p: _read(p, height, width), chunk))
+            read = list(pool.map(lambda p: _read(p, saved), chunk))
             good = [(p, r) for p, r in zip(chunk, read) if not isinstance(r, str)]
             outcome.failures.extend((str(p), r) for p, r in zip(chunk, read) if isinstance(r, str))
             if good:
@@ -127,13 +123,15 @@ def predict(
     ``precision`` bf16 is faster on CPUs with bf16 support; fp32 (the default) matches the
     arithmetic evaluate used to choose the threshold.
     """
+    out_dir = Path(out_dir)
+    check_output_path(out_dir, folder=True, option="--out")
     folder = model_folder(model_path)
     saved = load_model(folder)
     decision = load_decision(folder)
     if threshold is not None:
         if not 0.0 < threshold < 1.0:
             raise DefectsegError(f"--threshold must be between 0 and 1, got {threshold}")
-        decision = Decision(threshold, decision.min_region_share if decision else 0.0)
+        decision = Decision(threshold, decision.min_region_share, decision.image_threshold) if decision else Decision(threshold)
     if decision is None:
         raise DefectsegError(f"{folder}: no threshold.json beside the model (run the evaluate stage) and no --threshold given")
     outcome = Outcome()
@@ -141,8 +139,7 @@ def predict(
     if not files:
         problems = "; ".join(f"{p}: {why}" for p, why in outcome.failures) or "no inputs given"
         raise DefectsegError(f"no images to predict ({problems})")
-    out_dir = Path(out_dir)
-    compute = Compute(pick_device(device), bf16=precision == "bf16", channels_last=True)
+    compute = Compute(pick_device(device, "--device"), bf16=precision == "bf16", channels_last=True)
     predict_images(saved, files, decision, out_dir, batch_size, overlay, compute, outcome)
     with atomic_file(out_dir / CSV_NAME) as tmp:
         pd.DataFrame(outcome.rows, columns=["image", "mask", "width", "height", "defect_pixels", "defect_area_fraction", "has_defect"]).to_csv(tmp, index=False)

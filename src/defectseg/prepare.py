@@ -59,6 +59,20 @@ def _refuse_duplicate_ids(pairs: list[Pair]) -> None:
         seen[pair.id] = pair.image
 
 
+def _refuse_empty_splits(splits: list[str], params: DataParams) -> None:
+    """Training needs val (model and threshold choice) and test needs images: refuse a split that leaves one empty."""
+    counts = {name: splits.count(name) for name in SPLITS}
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        fractions = "/".join(f"{getattr(params.split, name):g}" for name in SPLITS)
+        found = ", ".join(f"{name} {count}" for name, count in counts.items())
+        raise DataError(
+            params.source,
+            f"{len(splits)} pairs split at train/val/test = {fractions} leave {' and '.join(empty)} empty ({found}); "
+            "add pairs or change data.split",
+        )
+
+
 def _check_all(pairs: list[Pair], params: DataParams) -> pd.DataFrame:
     _refuse_duplicate_ids(pairs)
     with ThreadPoolExecutor(os.cpu_count()) as pool:
@@ -66,7 +80,7 @@ def _check_all(pairs: list[Pair], params: DataParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(manifest: pd.DataFrame, layout: str, skipped: list[Path]) -> dict:
+def count_pairs(manifest: pd.DataFrame, layout: str, skipped: list[Path]) -> dict:
     """Counts per class and split, plus what was skipped and why."""
     counts = manifest.groupby(["defect_class", "split"]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=list(SPLITS), fill_value=0)
@@ -80,7 +94,7 @@ def summarize(manifest: pd.DataFrame, layout: str, skipped: list[Path]) -> dict:
     }
 
 
-def prepare(params: DataParams, out_dir: Path, cache_dir: Path) -> dict:
+def prepare_dataset(params: DataParams, out_dir: Path, cache_dir: Path) -> dict:
     """Run the prepare stage into ``out_dir`` and return the summary."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -91,12 +105,14 @@ def prepare(params: DataParams, out_dir: Path, cache_dir: Path) -> dict:
             found = find_pairs(resolve_source(params.source, params.mtd, cache_dir))
             pairs, layout, skipped = found.pairs, found.layout, found.skipped
         manifest = _check_all(pairs, params)
-        manifest.insert(2, "split", assign_splits(list(manifest["id"]), list(manifest["defect_class"]), params.split))
+        splits = assign_splits(list(manifest["id"]), list(manifest["defect_class"]), params.split)
+        _refuse_empty_splits(splits, params)
+        manifest.insert(2, "split", splits)
         if params.source == "synthetic":
             for column in ("image", "mask"):
                 manifest[column] = [str(out_dir / Path(p).relative_to(tmp)) for p in manifest[column]]
         manifest = manifest[MANIFEST_COLUMNS].sort_values("id", kind="stable")
         manifest.to_csv(tmp / "manifest.csv", index=False)
-        summary = summarize(manifest, layout, skipped)
+        summary = count_pairs(manifest, layout, skipped)
         write_json(tmp / "summary.json", summary)
     return summary

@@ -23,14 +23,16 @@ from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
 from defectseg.errors import DataError  # noqa: E402
 from defectseg.params import Params  # noqa: E402
 from defectseg.statistics import bootstrap_interval, mean_interval, paired_bootstrap  # noqa: E402
-from defectseg.train_run import run_name  # noqa: E402
+from defectseg.stage import run_name  # noqa: E402
 
 TABLE_COLUMNS = [
     ("iou", "test IoU"),
     ("mean_image_iou", "mean image IoU"),
+    ("detection_recall", "detection R"),
     ("false_alarm_rate", "false alarms"),
     ("detection_precision", "detection P"),
-    ("detection_recall", "detection R"),
+    ("image_auroc", "image AUROC"),
+    ("recall_at_false_alarm_rate", "R at FA rate"),
     ("dice", "Dice"),
     ("pixel_precision", "pixel P"),
     ("pixel_recall", "pixel R"),
@@ -104,13 +106,15 @@ def comparison_table(runs: list[Run], confidence: float, samples: int, seed: int
                 row[f"{split}_{key}"] = mean
                 if half is not None:
                     row[f"{split}_{key}_ci"] = half
-        classes = sorted({c for r in group for c in r.metrics["test"]["per_class_iou"]})
-        row["test_per_class_iou"] = {
-            c: float(np.mean([r.metrics["test"]["per_class_iou"][c] for r in group if c in r.metrics["test"]["per_class_iou"]]))
-            for c in classes
-        }
+        for key in ("per_class_iou", "per_class_mean_image_iou"):
+            row[f"test_{key}"] = _seed_mean_per_class([r.metrics["test"][key] for r in group])
         table[loss] = row
     return table
+
+
+def _seed_mean_per_class(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    classes = sorted({c for values in per_seed for c in values})
+    return {c: float(np.mean([values[c] for values in per_seed if c in values])) for c in classes}
 
 
 def _pooled_counts(group: list[Run]) -> dict[str, np.ndarray]:
@@ -162,32 +166,37 @@ def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f} ± {half:.3f}" if half is not None else f"{row[key]:.3f}"
 
 
-def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], params: Params, data_summary: dict) -> str:
-    """The report page; figures and overlays are linked relative to it."""
-    confidence = int(params.report.confidence * 100)
+def _header_lines(params: Params, data_summary: dict) -> list[str]:
     seeds = len(params.compare.seeds)
-    first = next(iter(table.values()))
     height, width = params.preprocess.height_width
-    lines = [
+    evaluate = params.evaluate
+    return [
         "# Loss comparison",
         "",
         f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs "
         f"(train {data_summary['per_split']['train']}, val {data_summary['per_split']['val']}, "
-        f"test {data_summary['per_split']['test']}), resized to {height}x{width}. "
+        f"test {data_summary['per_split']['test']}). The model sees each image resized to {height}x{width}. "
         f"Model: `{params.train.model}`"
         + (f" at 1/{params.train.downscale} resolution" if params.train.downscale > 1 else "")
         + f", {params.train.epochs} epochs, {params.train.precision}. "
         f"Seeds: {', '.join(map(str, params.compare.seeds))}.",
         "",
-        "The decision threshold of each run is chosen on the val split (the one that maximises "
-        "global defect IoU) and then applied unchanged to test and train. "
-        + (
-            f"Predicted regions smaller than {params.evaluate.min_region_share:.2%} of the image area are dropped. "
-            if params.evaluate.min_region_share
-            else ""
-        )
-        + (f"Cells show the mean over {seeds} seeds ± the half-width of its {confidence}% t-interval." if seeds > 1 else "One seed: no interval over seeds."),
+        "**Every figure is measured at each image's own size**: the probability map is resized back "
+        "to the original image and compared with the original mask, as `defectseg predict` writes it.",
         "",
+        "The decision of each run is chosen on the val split and then applied unchanged to test and train: "
+        "the pixel threshold that maximises global defect IoU, and an image gate (images whose highest "
+        "defect probability is under it get an empty mask) that lets at most "
+        f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
+        + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
+        + (f"Cells show the mean over {seeds} seeds ± the half-width of its {int(params.report.confidence * 100)}% t-interval." if seeds > 1 else "One seed: no interval over seeds."),
+        "",
+    ]
+
+
+def _test_table_lines(table: dict, confidence: int) -> list[str]:
+    first = next(iter(table.values()))
+    lines = [
         "## Test split",
         "",
         f"{first['test_images']} test images, {first['test_defect_images']} of them with defects. "
@@ -200,25 +209,34 @@ def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], pa
         cells = [_cell(row, f"test_{key}") for key, _ in TABLE_COLUMNS]
         interval = f"[{row['test_iou_bootstrap_low']:.3f}, {row['test_iou_bootstrap_high']:.3f}]"
         lines.append(f"| {loss} | " + " | ".join(cells) + f" | {interval} | {_cell(row, 'train_iou')} | {row['threshold']:.2f} |")
-    lines += [
+    return lines
+
+
+def _bootstrap_lines(bootstrap: dict[str, dict], samples: int, confidence: int) -> list[str]:
+    lines = [
         "",
-        f"## Is the difference real? Paired bootstrap over test images ({params.report.bootstrap_samples} resamples)",
+        f"## Is the difference real? Paired bootstrap over test images ({samples} resamples)",
         "",
         f"| comparison | test IoU difference | {confidence}% interval | significant |",
         "|---|---:|---:|---|",
     ]
     for key, pair in bootstrap.items():
-        verdict = "yes" if pair["significant"] else "no"
         a, b = key.split("_vs_")
-        lines.append(
-            f"| {a} − {b} | {pair['difference']:+.3f} | [{pair['low']:+.3f}, {pair['high']:+.3f}] | {verdict} |"
-        )
-    classes = sorted({c for row in table.values() for c in row["test_per_class_iou"]})
-    lines += ["", "## Test IoU per defect class", "", "| loss | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+        verdict = "yes" if pair["significant"] else "no"
+        lines.append(f"| {a} − {b} | {pair['difference']:+.3f} | [{pair['low']:+.3f}, {pair['high']:+.3f}] | {verdict} |")
+    return lines
+
+
+def _per_class_lines(table: dict, key: str, title: str) -> list[str]:
+    classes = sorted({c for row in table.values() for c in row[key]})
+    lines = ["", f"## {title}", "", "| loss | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
     for loss, row in table.items():
-        per_class = row["test_per_class_iou"]
-        lines.append(f"| {loss} | " + " | ".join(f"{per_class[c]:.3f}" if c in per_class else "n/a" for c in classes) + " |")
-    lines += [
+        lines.append(f"| {loss} | " + " | ".join(f"{row[key][c]:.3f}" if c in row[key] else "n/a" for c in classes) + " |")
+    return lines
+
+
+def _picture_lines(runs: list[Run], first_seed: int) -> list[str]:
+    lines = [
         "",
         "## Training curves",
         "",
@@ -235,29 +253,48 @@ def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], pa
         "",
     ]
     for run in runs:
-        if run.seed != params.compare.seeds[0]:
+        if run.seed != first_seed:
             continue
         name = run_name(run.loss, run.seed)
         pictures = sorted(run.overlays.glob("*.png"))
         lines += [f"### {name}", ""]
         lines += [f"![{p.stem}](overlays/{name}/{p.name})" for p in pictures] or ["No test image has an error."]
         lines.append("")
-    lines += [
-        "## Definitions",
-        "",
-        "- **test IoU**: global defect IoU, with intersection and union summed over every test image "
-        "(defect-free ones included, so false alarms count).",
-        "- **mean image IoU**: IoU per image, averaged over the images that have defects.",
-        "- **false alarms**: share of defect-free images with any predicted defect pixel.",
-        "- **detection P / R**: image-level precision and recall of \"has a defect\".",
-        "- **Dice**: global pixel F1 of the defect class. **pixel P / R**: global pixel precision and recall.",
-        "- **pixel AP**: average precision of the pixel probabilities (binned into 1000 steps), independent of the threshold.",
-        "- **2-class mIoU**: mean of background IoU and defect IoU; background dominates it, so it reads high.",
-        "- Empty cases: IoU and Dice are 1 when truth and prediction are both empty; precision is 1 when nothing is "
-        "predicted, recall is 1 when there is nothing to find.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
+
+
+DEFINITIONS = [
+    "## Definitions",
+    "",
+    "All figures are counted at each image's original size.",
+    "",
+    "- **test IoU**: global defect IoU, with intersection and union summed over every test image "
+    "(defect-free ones included, so false alarms count). Large defects dominate it.",
+    "- **mean image IoU**: IoU per image, averaged over the images that have defects (each defect image counts once).",
+    "- **detection R**: share of defective images whose predicted mask has any defect pixel (image-level recall).",
+    "- **false alarms**: share of defect-free images with any predicted defect pixel.",
+    "- **detection P**: image-level precision of \"has a defect\".",
+    "- **image AUROC**: area under the ROC curve of the image score (highest defect probability) for \"has a defect\".",
+    "- **R at FA rate**: the highest image-level recall any image-score threshold reaches while flagging at most "
+    "`evaluate.max_false_alarm_rate` of the defect-free images (threshold-free, read off the split's own ROC).",
+    "- **Dice**: global pixel F1 of the defect class. **pixel P / R**: global pixel precision and recall.",
+    "- **pixel AP**: average precision of the pixel probabilities (binned into 1000 steps), independent of the threshold.",
+    "- **2-class mIoU**: mean of background IoU and defect IoU; background dominates it, so it reads high.",
+    "- Empty cases: IoU and Dice are 1 when truth and prediction are both empty; precision is 1 when nothing is "
+    "predicted, recall is 1 when there is nothing to find.",
+    "",
+]
+
+
+def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], params: Params, data_summary: dict) -> str:
+    """The report page; figures and overlays are linked relative to it."""
+    confidence = int(params.report.confidence * 100)
+    lines = _header_lines(params, data_summary) + _test_table_lines(table, confidence)
+    lines += _bootstrap_lines(bootstrap, params.report.bootstrap_samples, confidence)
+    lines += _per_class_lines(table, "test_per_class_iou", "Test IoU per defect class (pooled within the class)")
+    lines += _per_class_lines(table, "test_per_class_mean_image_iou", "Test mean image IoU per defect class")
+    lines += _picture_lines(runs, params.compare.seeds[0])
+    return "\n".join(lines + DEFINITIONS)
 
 
 def build_report(params: Params, metrics_dir: Path, evaluation_dir: Path, live_dir: Path, data_summary_path: Path, report_dir: Path, comparison_path: Path) -> dict:

@@ -51,7 +51,13 @@ def save_model(folder: Path, weights: dict, train_params: TrainParams, normaliza
 
 def save_decision(folder: Path, decision: Decision, chosen_on: str, score: float) -> None:
     """Write the decision chosen by evaluate (threshold, smallest region kept) beside the weights."""
-    record = {"threshold": decision.threshold, "min_region_share": decision.min_region_share, "chosen_on": chosen_on, "iou": score}
+    record = {
+        "threshold": decision.threshold,
+        "image_threshold": decision.image_threshold,
+        "min_region_share": decision.min_region_share,
+        "chosen_on": chosen_on,
+        "iou": score,
+    }
     write_json(Path(folder) / THRESHOLD, record)
 
 
@@ -62,7 +68,7 @@ def load_decision(folder: Path) -> Decision | None:
         return None
     try:
         record = json.loads(path.read_text())
-        return Decision(float(record["threshold"]), float(record["min_region_share"]))
+        return Decision(float(record["threshold"]), float(record["min_region_share"]), float(record.get("image_threshold", 0.0)))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"not a threshold file ({exc})") from None
 

@@ -24,6 +24,11 @@ def run_stage(main: Callable[[], None]) -> None:
         sys.exit(130)
 
 
+def run_name(loss_name: str, seed: int) -> str:
+    """The folder name of a (loss, seed) run, as ``dvc.yaml`` names its outputs."""
+    return f"{loss_name}-seed{seed}"
+
+
 def run_arguments(description: str) -> argparse.Namespace:
     """The ``--loss`` and ``--seed`` of a matrix stage (train, evaluate)."""
     parser = argparse.ArgumentParser(description=description)

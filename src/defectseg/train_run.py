@@ -11,12 +11,8 @@ from defectseg.losses import build_loss
 from defectseg.params import Params
 from defectseg.saved_model import save_model
 from defectseg.sources import sha256_of
-from defectseg.training import RunSpec, fit, pick_device
-
-
-def run_name(loss_name: str, seed: int) -> str:
-    """The folder name of a run, as in ``dvc.yaml``."""
-    return f"{loss_name}-seed{seed}"
+from defectseg.inference import pick_device
+from defectseg.training import RunSpec, fit
 
 
 def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_dir: Path, live_dir: Path) -> dict:
@@ -32,7 +28,7 @@ def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_d
         seed,
         sha256_of(data_dir / "train.npz") + sha256_of(data_dir / "val.npz"),
     )
-    world = join(pick_device(params.train.device))
+    world = join(pick_device(params.train.device, "train.device"))
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
         with logger as live:

@@ -10,7 +10,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Normalization, SegmentationDataset, Split
 from defectseg.distributed import World, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
+from defectseg.inference import Compute, pick_device, predict_logits
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model
@@ -56,19 +56,6 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; CPU uses every core."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is cuda but no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("train.device is mps but MPS is not available")
-    if name == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
-    return torch.device(name)
-
-
 def seed_epoch(seed: int, epoch: int, augment, rank: int = 0) -> int:
     """Seed torch, numpy and the augmentation from (seed, epoch, rank); return the epoch seed.
 
@@ -81,26 +68,6 @@ def seed_epoch(seed: int, epoch: int, augment, rank: int = 0) -> int:
     return epoch_seed
 
 
-@dataclass(frozen=True)
-class Compute:
-    """Where and how tensors are computed: device, bf16 autocast, memory format."""
-
-    device: torch.device
-    bf16: bool = False
-    channels_last: bool = False
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def put(self, batch: torch.Tensor) -> torch.Tensor:
-        batch = batch.to(self.device, non_blocking=True)
-        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
-
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        model = model.to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-
 def epoch_indices(split: Split, free_share: float, generator: torch.Generator) -> list[int]:
     """The train images of one epoch: every image with a defect, and a random share of the others."""
     has_defect = split.masks.reshape(len(split), -1).any(axis=1)
@@ -108,16 +75,6 @@ def epoch_indices(split: Split, free_share: float, generator: torch.Generator) -
     keep = round(len(free) * free_share)
     chosen = free[torch.randperm(len(free), generator=generator)[:keep].numpy()] if keep < len(free) else free
     return sorted(np.concatenate([defective, chosen]).tolist())
-
-
-def predict_logits(model: torch.nn.Module, images: torch.Tensor, compute: Compute, batch_size: int) -> torch.Tensor:
-    """Float32 logits for normalized (N, 1, H, W) images, in eval mode, on the CPU."""
-    model.eval()
-    outputs = []
-    with torch.no_grad(), compute.autocast():
-        for start in range(0, len(images), batch_size):
-            outputs.append(model(compute.put(images[start : start + batch_size])).float().cpu())
-    return torch.cat(outputs) if outputs else torch.zeros((0, *images.shape[1:]))
 
 
 VAL_THRESHOLD_STEPS = 99
@@ -164,14 +121,66 @@ def _schedule(params: TrainParams, optimizer) -> torch.optim.lr_scheduler.LRSche
 
 
 def _resume_state(path: Path, fingerprint: str) -> dict | None:
-    """The saved state of an interrupted run with the same fingerprint, else None."""
+    """The saved state of an interrupted run with the same fingerprint, else None.
+
+    ``last.pt`` is a resume aid, not a result: one that cannot be read is discarded with a
+    warning and the run starts from scratch instead of failing until the user deletes it.
+    """
     if not path.exists():
         return None
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except DataError as exc:
+        print(f"warning: {exc}; discarding it and training from scratch", file=sys.stderr)
+        path.unlink()
+        return None
     if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
         print(f"{path}: from another configuration; starting afresh", file=sys.stderr)
         return None
     return state
+
+
+@dataclass
+class Trainer:
+    """The mutable parts of one run: model (and its DDP wrapper), optimizer, schedule, data."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    compute: Compute
+    dataset: SegmentationDataset
+    batch_size: int
+
+    @classmethod
+    def build(cls, spec: RunSpec, train_split: Split, last_path: Path, world: World) -> "Trainer":
+        params = spec.params
+        compute = Compute(pick_device(params.device, "train.device"), params.precision == "bf16", params.channels_last)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.manual_seed(spec.seed)
+        model = compute.place(build_model(params.model, params.unet, params.downscale))
+        optimizer = _optimizer(params, model)
+        dataset = SegmentationDataset(train_split, Normalization.of(train_split.images), build_augment(params.augment))
+        epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))
+        if epoch_size < 2 * world.size:
+            raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2 per process")
+        batch_size = min(params.batch_size, epoch_size) // world.size
+        if batch_size < 2:
+            raise TrainingError(f"train.batch_size {params.batch_size} split over {world.size} processes leaves fewer than 2 images per step")
+        net = DistributedDataParallel(model) if world.size > 1 else model
+        return cls(model, net, optimizer, _schedule(params, optimizer), compute, dataset, batch_size)
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def loader(self, spec: RunSpec, epoch_seed: int, world: World) -> DataLoader:
+        """This process's batches of one epoch: every defect image and a fresh share of free ones."""
+        split = self.dataset.split
+        subset = Subset(self.dataset, epoch_indices(split, spec.params.free_sample_share, torch.Generator().manual_seed(epoch_seed)))
+        sampler = DistributedSampler(subset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=epoch_seed, drop_last=True)
+        return DataLoader(subset, batch_size=self.batch_size, sampler=sampler, drop_last=True, pin_memory=self.compute.device.type == "cuda")
 
 
 def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, last_path: Path, live, world: World = World()) -> dict:
@@ -183,72 +192,60 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     each trains on its shard of every epoch with a share of the batch, and gradients
     are averaged by DistributedDataParallel; only rank 0 writes.
     """
-    params = spec.params
-    compute = Compute(pick_device(params.device), params.precision == "bf16", params.channels_last)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.manual_seed(spec.seed)
-    model = compute.prepare(build_model(params.model, params.unet, params.downscale))
-    net = DistributedDataParallel(model) if world.size > 1 else model
-    optimizer = _optimizer(params, model)
-    scheduler = _schedule(params, optimizer)
-    augment = build_augment(params.augment)
-    normalization = Normalization.of(train_split.images)
-    dataset = SegmentationDataset(train_split, normalization, augment)
-    epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))
-    if epoch_size < 2 * world.size:
-        raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2 per process")
-    batch_size = min(params.batch_size, epoch_size) // world.size
-    if batch_size < 2:
-        raise TrainingError(f"train.batch_size {params.batch_size} split over {world.size} processes leaves fewer than 2 images per step")
+    trainer = Trainer.build(spec, train_split, last_path, world)
     fingerprint = spec.fingerprint()
-
     history: list[dict] = []
-    best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(model.state_dict())}
+    best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(trainer.model.state_dict())}
     resumed = _resume_state(last_path, fingerprint)
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
+        trainer.restore(resumed)
         history = list(resumed["history"])
         best = {"val_iou": resumed["best_val_iou"], "epoch": resumed["best_epoch"], "weights": resumed["best_model"]}
         if world.is_main:
-            print(f"resuming after epoch {len(history)} of {params.epochs}", file=sys.stderr)
+            print(f"resuming after epoch {len(history)} of {spec.params.epochs}", file=sys.stderr)
     for row in history:
         _log_epoch(live, row)
 
-    for epoch in range(len(history) + 1, params.epochs + 1):
-        epoch_seed = seed_epoch(spec.seed, epoch, augment, world.rank)
-        subset = Subset(dataset, epoch_indices(train_split, params.free_sample_share, torch.Generator().manual_seed(epoch_seed)))
-        sampler = DistributedSampler(subset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=epoch_seed, drop_last=True)
-        loader = DataLoader(subset, batch_size=batch_size, sampler=sampler, drop_last=True, pin_memory=compute.device.type == "cuda")
-        train_loss = _train_one_epoch(net, loader, optimizer, loss_fn, compute, epoch, world)
-        val_loss, val_iou = validate(model, val_split, normalization, loss_fn, compute, batch_size)
-        if not math.isfinite(val_loss):
-            raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": val_loss, "val_iou": val_iou}
-        scheduler.step()
+    for epoch in range(len(history) + 1, spec.params.epochs + 1):
+        row = _epoch(trainer, spec, loss_fn, val_split, epoch, world)
         history.append(row)
-        if val_iou > best["val_iou"]:
-            best = {"val_iou": val_iou, "epoch": epoch, "weights": copy.deepcopy(model.state_dict())}
-        if not world.is_main:
-            continue
-        _log_epoch(live, row)
-        print(f"epoch {epoch}/{params.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val IoU {val_iou:.4f}", file=sys.stderr)
-        save_checkpoint(
-            last_path,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "fingerprint": fingerprint,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "best_model": best["weights"],
-                "best_val_iou": best["val_iou"],
-                "best_epoch": best["epoch"],
-            },
-        )
-    return {"best": best, "normalization": normalization, "history": history}
+        if row["val_iou"] > best["val_iou"]:
+            best = {"val_iou": row["val_iou"], "epoch": epoch, "weights": copy.deepcopy(trainer.model.state_dict())}
+        if world.is_main:
+            _log_epoch(live, row)
+            print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}", file=sys.stderr)
+            _save_last(last_path, trainer, fingerprint, history, best)
+    return {"best": best, "normalization": trainer.dataset.normalization, "history": history}
+
+
+def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, epoch: int, world: World) -> dict:
+    """Train one epoch, validate, step the schedule; return the epoch's history row."""
+    epoch_seed = seed_epoch(spec.seed, epoch, trainer.dataset.augment, world.rank)
+    loader = trainer.loader(spec, epoch_seed, world)
+    train_loss = _train_one_epoch(trainer.net, loader, trainer.optimizer, loss_fn, trainer.compute, epoch, world)
+    val_loss, val_iou = validate(trainer.model, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)
+    if not math.isfinite(val_loss):
+        raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
+    row = {"epoch": epoch, "lr": trainer.optimizer.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": val_loss, "val_iou": val_iou}
+    trainer.scheduler.step()
+    return row
+
+
+def _save_last(path: Path, trainer: Trainer, fingerprint: str, history: list[dict], best: dict) -> None:
+    save_checkpoint(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "model": trainer.model.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "scheduler": trainer.scheduler.state_dict(),
+            "history": history,
+            "best_model": best["weights"],
+            "best_val_iou": best["val_iou"],
+            "best_epoch": best["epoch"],
+        },
+    )
 
 
 def _log_epoch(live, row: dict) -> None:

@@ -1,11 +1,10 @@
-"""Stage evaluate: choose the threshold on val, then measure one run on train, val and test."""
+"""Stage evaluate: choose the decision on val, then measure one run on train, val and test at each image's own size."""
 
 from pathlib import Path
 
 from defectseg.evaluation import evaluate_run
 from defectseg.params import load_params
-from defectseg.stage import run_arguments, run_stage
-from defectseg.train_run import run_name
+from defectseg.stage import run_arguments, run_name, run_stage
 
 
 def main() -> None:
@@ -15,11 +14,14 @@ def main() -> None:
     result = evaluate_run(
         Path("models") / name,
         Path("data/preprocessed"),
+        Path("data/prepared/manifest.csv"),
+        params.preprocess.mask_threshold,
         params.evaluate,
         metrics_path=Path("metrics/runs") / f"{name}.json",
         out_dir=Path("evaluation") / name,
     )
-    print(f"{name}: threshold {result['threshold']:.2f}, test IoU {result['test']['iou']:.4f}, train IoU {result['train']['iou']:.4f}")
+    test = result["test"]
+    print(f"{name}: threshold {result['threshold']:.2f}, test IoU {test['iou']:.4f}, recall {test['detection_recall']:.3f}, false alarms {test['false_alarm_rate']}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from defectseg.params import load_params
-from defectseg.prepare import prepare
+from defectseg.prepare import prepare_dataset
 from defectseg.stage import run_stage
 
 
 def main() -> None:
     params = load_params()
-    summary = prepare(params.data, out_dir=Path("data/prepared"), cache_dir=Path("data/cache"))
+    summary = prepare_dataset(params.data, out_dir=Path("data/prepared"), cache_dir=Path("data/cache"))
     print(f"prepared {summary['pairs']} pairs ({summary['layout']} layout): {summary['per_split']}")
     if summary["skipped_non_image_files"]:
         print(f"skipped {summary['skipped_non_image_files']} non-image files, e.g. {summary['skipped_examples'][:3]}")

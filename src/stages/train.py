@@ -4,8 +4,8 @@ from pathlib import Path
 
 from defectseg.distributed import launched_by_torchrun, relaunch_under_torchrun
 from defectseg.params import load_params
-from defectseg.stage import run_arguments, run_stage
-from defectseg.train_run import run_name, train_run
+from defectseg.stage import run_arguments, run_name, run_stage
+from defectseg.train_run import train_run
 
 
 def main() -> None:

@@ -1,0 +1,86 @@
+"""Running a model: where (device), how (bf16, memory format), and from pixels to probabilities.
+
+Training (validation), evaluate, ``defectseg predict`` and the benchmarks all go
+through here, so a mask means the same thing wherever it was made: the image is
+resized to the model's input size, the probability map is resized back to the image's
+own size, and the saved ``Decision`` is applied there.
+"""
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from defectseg.errors import DefectsegError
+from defectseg.preprocess import resize_image
+from defectseg.saved_model import SavedModel
+
+
+def pick_device(name: str, key: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; CPU uses every core.
+
+    ``key`` names the setting the choice came from (``train.device``, ``--device``),
+    so an unavailable device is reported against what the user wrote.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DefectsegError(f"{key} is cuda but no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DefectsegError(f"{key} is mps but MPS is not available")
+    if name == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where and how tensors are computed: device, bf16 autocast, memory format."""
+
+    device: torch.device
+    bf16: bool = False
+    channels_last: bool = False
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def put(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def place(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model moved to the device, in the configured memory format."""
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, compute: Compute, batch_size: int) -> torch.Tensor:
+    """Float32 logits for normalized (N, 1, H, W) images, in eval mode, on the CPU."""
+    model.eval()
+    outputs = []
+    with torch.no_grad(), compute.autocast():
+        for start in range(0, len(images), batch_size):
+            outputs.append(model(compute.put(images[start : start + batch_size])).float().cpu())
+    return torch.cat(outputs) if outputs else torch.zeros((0, *images.shape[1:]))
+
+
+def predict_probabilities(saved: SavedModel, images: np.ndarray, batch_size: int, compute: Compute) -> np.ndarray:
+    """Defect probabilities (N, H, W) float32 for uint8 images (N, H, W) of the model's input size."""
+    model = compute.place(saved.model)
+    logits = predict_logits(model, saved.normalization.apply(images), compute, batch_size)
+    return torch.sigmoid(logits).squeeze(1).numpy()
+
+
+def model_input(saved: SavedModel, image: np.ndarray) -> np.ndarray:
+    """A uint8 image of any size resized to the model's input size, as preprocess resizes."""
+    height, width = saved.metadata["input_size"]
+    return resize_image(image, height, width)
+
+
+def at_size(probability: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A probability map (h, w) resized bilinearly to (height, width)."""
+    if probability.shape == (height, width):
+        return probability
+    return cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
