@@ -8,6 +8,7 @@ that DVC could cache.
 import os
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 
@@ -15,8 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DvcRepo, gray, make_plain, write_png
+from conftest import DvcRepo, gray, make_plain, params_with, write_png
 from defectseg.checkpoint import load_checkpoint
+from defectseg.dataset import Normalization
+from defectseg.decision import Decision
+from defectseg.models import build_model
+from defectseg.saved_model import save_decision, save_model
 
 TINY = {
     "data.synthetic.count": 24,
@@ -219,3 +224,63 @@ def test_killed_training_resumes_from_last_saved_epoch(repo):
     assert "epoch 12/12" in result.stderr and f"epoch {saved}/12" not in result.stderr
     assert len(load_checkpoint(last)["history"]) == 12
     assert (repo.root / "metrics" / "runs" / "bce-seed0.json").read_text().startswith("{")
+
+
+def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_path):
+    source = make_plain(tmp_path / "six", n=6)
+    repo.set_params(**{"data.source": str(source)})
+    line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave val and test empty")
+    assert "(train 6, val 0, test 0)" in line and "data.split" in line
+    repo.run("git", "checkout", "params.yaml")
+
+
+def test_damaged_resume_file_is_discarded_with_a_warning(repo):
+    repo.run("git", "checkout", "params.yaml")
+    repo.set_params(**{"train.epochs": 2, "compare.losses": ["bce"]})
+    repo.run("dvc", "repro", "preprocess")
+    last = repo.root / "models" / "bce-seed0" / "last.pt"
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_bytes(b"not a checkpoint")
+    result = repo.run("dvc", "repro", "train@bce-0")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "last.pt" in warnings[0] and "training from scratch" in warnings[0]
+    assert "Traceback" not in result.stderr
+    assert len(load_checkpoint(last)["history"]) == 2
+    repo.run("git", "checkout", "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved") / "model"
+    params = params_with(**{"train.unet.base_width": 4, "train.unet.depth": 2})
+    save_model(folder, build_model("unet", params.train.unet).state_dict(), params.train, Normalization(0.5, 0.2), {"input_size": [32, 32], "best_epoch": 1})
+    save_decision(folder, Decision(0.5), "val", 0.0)
+    return folder
+
+
+def defectseg(*args) -> subprocess.CompletedProcess:
+    command = [os.path.join(os.path.dirname(sys.executable), "defectseg"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "command, out, needle",
+    [
+        ("predict", "a_file", "--out names an existing file"),
+        ("predict", "a_file/masks", "this is a file, so no folder can be made under it"),
+        ("export", "a_folder", "--out names an existing folder"),
+        ("export", "a_file/model.onnx", "this is a file, so no folder can be made under it"),
+    ],
+)
+def test_cli_output_path_of_the_wrong_kind_fails_in_one_line(saved_model, tmp_path, command, out, needle):
+    (tmp_path / "a_file").write_text("keep me")
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_folder" / "inside.txt").write_text("keep me too")
+    image = write_png(tmp_path / "in" / "tile.png", gray(40, 40))
+    extra = [image] if command == "predict" else ["--format", "onnx"]
+    result = defectseg(command, "--model", saved_model, "--out", tmp_path / out, *extra)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "a_file").read_text() == "keep me"
+    assert [p.name for p in (tmp_path / "a_folder").iterdir()] == ["inside.txt"]
