@@ -180,3 +180,20 @@ def test_equal_states_save_to_equal_bytes(tmp_path):
     save_checkpoint(tmp_path / "a.pt", state)
     save_checkpoint(tmp_path / "b.pt", state)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_crop_defect_share_sets_how_many_crops_hold_defect():
+    from defectseg.augment import build_augment
+
+    image = np.full((64, 64), 128, np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[4:8, 4:8] = 1
+
+    def share_with_defect(share: float) -> float:
+        augment = build_augment(tiny_params(**{"train.augment.crop_size": 16, "train.augment.crop_defect_share": share}).train.augment)
+        augment.set_random_seed(0)
+        return float(np.mean([augment(image=image, mask=mask)["mask"].any() for _ in range(200)]))
+
+    assert share_with_defect(1.0) == 1.0
+    assert share_with_defect(0.0) < 0.2
+    assert 0.4 < share_with_defect(0.5) < 0.75

@@ -11,9 +11,12 @@ from defectseg.params import AugmentParams  # noqa: E402
 
 
 def build_augment(params: AugmentParams) -> A.Compose:
-    """Defect-biased crops, flips, 90-degree rotations, brightness/contrast and small shifts."""
+    """Crops (a share of them holding defect), flips, 90-degree rotations, brightness/contrast and small shifts."""
     shift = (-params.shift_limit, params.shift_limit)
-    crop = [A.CropNonEmptyMaskIfExists(params.crop_size, params.crop_size)] if params.crop_size else []
+    crop = []
+    if params.crop_size:
+        side, share = params.crop_size, params.crop_defect_share
+        crop = [A.OneOf([A.CropNonEmptyMaskIfExists(side, side, p=share), A.RandomCrop(side, side, p=1 - share)], p=1)]
     return A.Compose(
         [
             *crop,

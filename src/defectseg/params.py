@@ -82,6 +82,7 @@ class UnetParams(Section):
 
 class AugmentParams(Section):
     crop_size: Annotated[int, Field(ge=0)]
+    crop_defect_share: Fraction
     hflip: Fraction
     vflip: Fraction
     rotate90: Fraction
