@@ -204,11 +204,16 @@ def test_bad_params_fail_naming_the_key(repo, overrides, needle):
     repo.run("git", "checkout", "params.yaml")
 
 
-def test_killed_training_resumes_from_last_saved_epoch(repo):
+def preprocessed_bce_run(repo, epochs: int):
+    """Params for one bce run of ``epochs``, data preprocessed; the path of its resume file."""
     repo.run("git", "checkout", "params.yaml")
-    repo.set_params(**{"train.epochs": 12, "compare.losses": ["bce"]})
+    repo.set_params(**{"train.epochs": epochs, "compare.losses": ["bce"]})
     repo.run("dvc", "repro", "preprocess")
-    last = repo.root / "models" / "bce-seed0" / "last.pt"
+    return repo.root / "models" / "bce-seed0" / "last.pt"
+
+
+def test_killed_training_resumes_from_last_saved_epoch(repo):
+    last = preprocessed_bce_run(repo, epochs=12)
     env = {**os.environ, "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}"}
     process = subprocess.Popen(["dvc", "repro", "train@bce-0"], cwd=repo.root, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -235,10 +240,7 @@ def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_pat
 
 
 def test_damaged_resume_file_is_discarded_with_a_warning(repo):
-    repo.run("git", "checkout", "params.yaml")
-    repo.set_params(**{"train.epochs": 2, "compare.losses": ["bce"]})
-    repo.run("dvc", "repro", "preprocess")
-    last = repo.root / "models" / "bce-seed0" / "last.pt"
+    last = preprocessed_bce_run(repo, epochs=2)
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_bytes(b"not a checkpoint")
     result = repo.run("dvc", "repro", "train@bce-0")
