@@ -11,7 +11,7 @@ import time
 import torch
 
 from defectseg.losses import build_loss
-from defectseg.models import TORCHVISION_MODELS, build_model
+from defectseg.models import NO_REFINE, TORCHVISION_MODELS, build_model
 from defectseg.params import load_params
 from defectseg.inference import Compute, pick_device
 
@@ -20,7 +20,7 @@ def images_per_second(model_name: str, compute: Compute, params, steps: int) -> 
     torch.manual_seed(0)
     height, width = params.preprocess.height_width
     batch = params.train.batch_size
-    model = compute.place(build_model(model_name, params.train.unet, params.train.downscale))
+    model = compute.place(build_model(model_name, params.train.unet, params.train.downscale, params.train.refine if model_name == "unet" else NO_REFINE))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = build_loss("dicebce", params.losses)
     images = compute.put(torch.randn(batch, 1, height, width))

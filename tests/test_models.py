@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from defectseg.models import build_model
-from defectseg.params import UnetParams
+from defectseg.models import Refined, build_model
+from defectseg.params import RefineParams, UnetParams
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,38 @@ def test_downscaled_unet_sees_the_area_averaged_image():
     assert float(inner_input[0, 0, 0, 0]) == (0 + 1 + 32 + 33) / 4
     corners = logits[0, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
     assert torch.allclose(corners, inner_logits[0, 0, [0, 0, -1, -1], [0, -1, 0, -1]])
+
+
+def refined_unet(window: int = 16) -> Refined:
+    torch.manual_seed(0)
+    return build_model("unet", UnetParams(base_width=4, depth=2), downscale=4, refine=RefineParams(width=4, window=window))
+
+
+def test_refined_unet_returns_logits_at_input_size_and_trains_both_branches():
+    model = refined_unet()
+    logits = model(torch.randn(2, 1, 64, 48))
+    assert logits.shape == (2, 1, 64, 48)
+    logits.mean().backward()
+    for branch in (model.coarse, model.fine, model.fuse):
+        assert sum(float(p.grad.abs().sum()) for p in branch.parameters()) > 0
+
+
+def test_refined_unet_trains_on_two_windows_and_refines_everything_in_eval():
+    model = refined_unet(window=16)
+    images = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        coarse = model.coarse.features(torch.nn.functional.avg_pool2d(images, 4))
+        coarse_logits = torch.nn.functional.interpolate(model.coarse.head(coarse), size=(64, 64), mode="bilinear", align_corners=False)
+        trained = model.train()(images)
+        evaluated = model.eval()(images)
+    changed = (trained != coarse_logits)[0, 0]
+    assert 0 < changed.sum() <= 2 * 16 * 16
+    assert (evaluated != coarse_logits).float().mean() > 0.9
+
+
+def test_refine_needs_a_downscaled_unet():
+    with pytest.raises(ValueError, match="train.refine needs train.model unet and train.downscale > 1"):
+        build_model("unet", UnetParams(base_width=4, depth=2), downscale=1, refine=RefineParams(width=4, window=16))
 
 
 def test_unknown_model_name_is_refused():

@@ -8,14 +8,23 @@
 
 Any of them can run at a reduced resolution (``downscale``): the input is shrunk by
 an area average and the logits are scaled back up, so outputs keep the input's size.
+A downscaled U-Net can add a full-resolution branch that refines its logits where fine
+detail pays (``Refined``, ``train.refine``).
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defectseg.params import UnetParams
+from defectseg.params import RefineParams, UnetParams
 from defectseg.torchvision_compat import segmentation_models
+
+
+class ConvBnRelu(nn.Sequential):
+    """A 3x3 convolution, BatchNorm and ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 class DoubleConv(nn.Sequential):
@@ -45,7 +54,8 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(DoubleConv(widths[i] * 2, widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], 1, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder level's features, ``base_width`` channels at the input's size."""
         skips = []
         for level, block in enumerate(self.down):
             x = block(x if level == 0 else self.pool(x))
@@ -53,7 +63,10 @@ class UNet(nn.Module):
         skips.pop()
         for upsample, block in zip(self.upsample, self.up):
             x = block(torch.cat([skips.pop(), upsample(x)], dim=1))
-        return self.head(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 class TorchvisionSegmenter(nn.Module):
@@ -98,6 +111,61 @@ class Downscaled(nn.Module):
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
+class Refined(nn.Module):
+    """A U-Net on the whole image at 1/``factor``, refined by a thin full-resolution branch.
+
+    The coarse U-Net sees the whole image, so large defects keep their context; its
+    features and logits are scaled up, and a few full-resolution convolutions add a
+    correction to the logits, so thin cracks and small blowholes get pixel detail.
+    Training refines only two ``window``-sided squares per image, one where the coarse
+    defect logit peaks and one at random (clean surface too), which costs a fraction of
+    refining everything; in eval mode the whole image is refined.
+    """
+
+    def __init__(self, unet: UNet, factor: int, width: int, window: int, margin: int = 3):
+        super().__init__()
+        self.coarse = unet
+        self.factor, self.window, self.margin = factor, window, margin
+        coarse_width = unet.head.in_channels
+        self.fine = nn.Sequential(ConvBnRelu(1, width), ConvBnRelu(width, width))
+        self.fuse = nn.Sequential(ConvBnRelu(width + coarse_width + 1, width), nn.Conv2d(width, 1, 1))
+
+    def _refine(self, x: torch.Tensor, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return logits + self.fuse(torch.cat([self.fine(x), features, logits], dim=1))
+
+    def _windows(self, logits: torch.Tensor) -> list[list[tuple[int, int]]]:
+        """Per image, the top-left corners of its two training windows."""
+        height, width = logits.shape[-2:]
+        side = min(self.window, height, width)
+        peaks = logits.detach().flatten(1).argmax(1).tolist()
+        corners = []
+        for peak in peaks:
+            row, column = divmod(peak, width)
+            at_peak = (min(max(row - side // 2, 0), height - side), min(max(column - side // 2, 0), width - side))
+            at_random = (int(torch.randint(0, height - side + 1, ())), int(torch.randint(0, width - side + 1, ())))
+            corners.append([at_peak, at_random])
+        return corners
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        coarse = self.coarse.features(F.avg_pool2d(x, self.factor))
+        features = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
+        logits = F.interpolate(self.coarse.head(coarse), size=size, mode="bilinear", align_corners=False)
+        if not self.training:
+            return self._refine(x, features, logits)
+        side, margin = min(self.window, *size), self.margin
+        out = logits.clone()
+        for index, corners in enumerate(self._windows(logits)):
+            for top, left in corners:
+                rows = slice(max(top - margin, 0), min(top + side + margin, size[0]))
+                columns = slice(max(left - margin, 0), min(left + side + margin, size[1]))
+                one = slice(index, index + 1)
+                refined = self._refine(x[one, :, rows, columns], features[one, :, rows, columns], logits[one, :, rows, columns])
+                inner_top, inner_left = top - rows.start, left - columns.start
+                out[one, :, top : top + side, left : left + side] = refined[:, :, inner_top : inner_top + side, inner_left : inner_left + side]
+        return out
+
+
 TORCHVISION_MODELS = ("deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large")
 
 
@@ -113,10 +181,18 @@ def _full_resolution_model(architecture: str, unet: UnetParams) -> nn.Module:
     return TorchvisionSegmenter(_grayscale_stem(factory(**kwargs)))
 
 
-def build_model(architecture: str, unet: UnetParams, downscale: int = 1) -> nn.Module:
+NO_REFINE = RefineParams(width=0, window=64)
+
+
+def build_model(architecture: str, unet: UnetParams, downscale: int = 1, refine: RefineParams = NO_REFINE) -> nn.Module:
     """The model named ``architecture``, freshly initialised (``unet`` sets the U-Net's shape).
 
-    With ``downscale`` > 1 it runs at that fraction of the input resolution (``Downscaled``).
+    With ``downscale`` > 1 it runs at that fraction of the input resolution (``Downscaled``),
+    and a U-Net with ``refine.width`` > 0 adds the full-resolution branch (``Refined``).
     """
     model = _full_resolution_model(architecture, unet)
+    if refine.width > 0:
+        if architecture != "unet" or downscale == 1:
+            raise ValueError("train.refine needs train.model unet and train.downscale > 1")
+        return Refined(model, downscale, refine.width, refine.window)
     return Downscaled(model, downscale) if downscale > 1 else model

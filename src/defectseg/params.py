@@ -80,6 +80,11 @@ class UnetParams(Section):
     depth: Annotated[int, Field(ge=1, le=6)]
 
 
+class RefineParams(Section):
+    width: Annotated[int, Field(ge=0, le=256)]
+    window: Annotated[int, Field(ge=8, le=4096)]
+
+
 class AugmentParams(Section):
     crop_size: Annotated[int, Field(ge=0)]
     crop_defect_share: Fraction
@@ -96,6 +101,7 @@ class TrainParams(Section):
     model: ModelName
     unet: UnetParams
     downscale: Annotated[int, Field(ge=1, le=16)]
+    refine: RefineParams
     epochs: PositiveInt
     batch_size: Annotated[int, Field(ge=2)]
     free_sample_share: Annotated[float, Field(gt=0.0, le=1.0)]
@@ -188,6 +194,12 @@ class Params(Section):
         crop = self.train.augment.crop_size
         if crop > min(self.preprocess.height_width):
             raise ValueError(f"train.augment.crop_size {crop} is larger than preprocess.image_size {self.preprocess.height_width}")
+        return self
+
+    @model_validator(mode="after")
+    def _refine_needs_a_downscaled_unet(self) -> "Params":
+        if self.train.refine.width and (self.train.model != "unet" or self.train.downscale == 1):
+            raise ValueError("train.refine.width > 0 needs train.model unet and train.downscale > 1 (it refines a downscaled U-Net)")
         return self
 
     @model_validator(mode="after")

@@ -15,8 +15,8 @@ from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Normalization
 from defectseg.decision import Decision
 from defectseg.errors import DataError
-from defectseg.models import build_model
-from defectseg.params import TrainParams, UnetParams
+from defectseg.models import NO_REFINE, build_model
+from defectseg.params import RefineParams, TrainParams, UnetParams
 
 MODEL_FORMAT = "defectseg-model-1"
 WEIGHTS = "model.pt"
@@ -42,7 +42,12 @@ def save_model(folder: Path, weights: dict, train_params: TrainParams, normaliza
     save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})
     metadata = {
         "format": MODEL_FORMAT,
-        "architecture": {"model": train_params.model, "unet": train_params.unet.model_dump(), "downscale": train_params.downscale},
+        "architecture": {
+            "model": train_params.model,
+            "unet": train_params.unet.model_dump(),
+            "downscale": train_params.downscale,
+            "refine": train_params.refine.model_dump(),
+        },
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         **extra,
     }
@@ -100,7 +105,8 @@ def load_model(folder: Path) -> SavedModel:
         raise DataError(folder / WEIGHTS, "not a defectseg model checkpoint")
     arch = metadata["architecture"]
     try:
-        model = build_model(arch["model"], UnetParams(**arch["unet"]), arch["downscale"])
+        refine = RefineParams(**arch["refine"]) if "refine" in arch else NO_REFINE
+        model = build_model(arch["model"], UnetParams(**arch["unet"]), arch["downscale"], refine)
         model.load_state_dict(state["weights"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(meta_path, f"architecture is not usable ({exc})") from None

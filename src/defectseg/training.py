@@ -158,7 +158,7 @@ class Trainer:
         compute = Compute(pick_device(params.device, "train.device"), params.precision == "bf16", params.channels_last)
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(spec.seed)
-        model = compute.place(build_model(params.model, params.unet, params.downscale))
+        model = compute.place(build_model(params.model, params.unet, params.downscale, params.refine))
         optimizer = _optimizer(params, model)
         dataset = SegmentationDataset(train_split, Normalization.of(train_split.images), build_augment(params.augment))
         epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))
