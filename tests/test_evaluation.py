@@ -115,8 +115,11 @@ def test_image_gate_keeps_val_false_alarms_within_the_rate(tmp_path, model_dir, 
     assert load_decision(model_dir).image_threshold == gated["image_threshold"]
 
 
-def test_predict_reproduces_the_evaluate_masks_of_the_test_images(tmp_path, model_dir, data):
-    run(tmp_path, model_dir, data, "out", **{"evaluate.min_region_share": 0.01, "evaluate.max_false_alarm_rate": 0.2})
+@pytest.mark.parametrize("flip_tta", [False, True])
+def test_predict_reproduces_the_evaluate_masks_of_the_test_images(tmp_path, model_dir, data, flip_tta):
+    settings = {"evaluate.min_region_share": 0.01, "evaluate.max_false_alarm_rate": 0.2, "evaluate.flip_tta": flip_tta}
+    assert run(tmp_path, model_dir, data, "out", **settings)["flip_tta"] == flip_tta
+    assert load_decision(model_dir).flip_tta == flip_tta
     table = pd.read_csv(tmp_path / "out" / "per_image.csv")
     predict(model_dir, [data / "pairs" / f"{i}.png" for i in table["id"]], tmp_path / "masks", None, 4, False, "cpu")
     predicted = [read_mask(tmp_path / "masks" / f"{i}.png") > 0 for i in table["id"]]

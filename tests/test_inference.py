@@ -25,3 +25,25 @@ def test_probability_map_is_resized_to_the_original_size():
     assert resized.shape == (10, 6) and resized.dtype == np.float32
     assert 0 <= resized.min() and resized.max() <= 1
     assert at_size(probability, 4, 4) is probability
+
+
+def test_flip_tta_averages_the_image_and_its_mirror_images(tmp_path):
+    from defectseg.dataset import Normalization
+    from defectseg.inference import Compute, predict_probabilities
+    from defectseg.models import build_model
+    from defectseg.params import UnetParams
+    from defectseg.saved_model import load_model, save_model
+    from conftest import params_with
+
+    torch.manual_seed(0)
+    params = params_with(**{"train.unet.base_width": 4, "train.unet.depth": 2})
+    save_model(tmp_path, build_model("unet", UnetParams(base_width=4, depth=2)).state_dict(), params.train, Normalization(0.5, 0.2), {"input_size": [16, 16]})
+    saved = load_model(tmp_path)
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8)
+    compute = Compute(torch.device("cpu"))
+    plain = predict_probabilities(saved, images, 2, compute)
+    mirrored = [predict_probabilities(saved, np.ascontiguousarray(images[:, ::-1, :]), 2, compute)[:, ::-1, :],
+                predict_probabilities(saved, np.ascontiguousarray(images[:, :, ::-1]), 2, compute)[:, :, ::-1]]  # fmt: skip
+    averaged = predict_probabilities(saved, images, 2, compute, flips=True)
+    assert np.allclose(averaged, (plain + mirrored[0] + mirrored[1]) / 3, atol=1e-6)
+    assert not np.allclose(averaged, plain, atol=1e-3)

@@ -1,11 +1,12 @@
 """From a defect probability map to a mask: the image gate, the threshold, then dropping specks.
 
-An image whose score (its highest defect probability) is at most ``image_threshold``
-is called defect-free and gets an empty mask; in the others, pixels above
-``threshold`` are defect, less regions under ``min_region_share`` of the image area.
-Evaluate chooses both thresholds on val and saves the decision beside the model
-(``threshold.json``); predict applies the same ``Decision`` at each image's own size,
-so both agree.
+The probability map is the model's own or, with ``flip_tta``, the mean over the image
+and its mirror images (``inference.predict_probabilities``). An image whose score (its
+highest defect probability) is at most ``image_threshold`` is called defect-free and
+gets an empty mask; in the others, pixels above ``threshold`` are defect, less regions
+under ``min_region_share`` of the image area. Evaluate chooses both thresholds on val
+and saves the decision beside the model (``threshold.json``); predict applies the same
+``Decision`` at each image's own size, so both agree.
 """
 
 from dataclasses import dataclass
@@ -40,11 +41,13 @@ def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float) 
 
 @dataclass(frozen=True)
 class Decision:
-    """The image gate, the pixel threshold and the smallest region kept (see the module doc)."""
+    """The image gate, the pixel threshold and the smallest region kept, and whether the
+    probabilities come from flip test-time augmentation (see the module doc)."""
 
     threshold: float
     min_region_share: float = 0.0
     image_threshold: float = 0.0
+    flip_tta: bool = False
 
     def apply(self, probability: np.ndarray) -> np.ndarray:
         """The boolean mask of one probability map (H, W)."""

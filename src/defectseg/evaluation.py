@@ -76,7 +76,7 @@ def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
     threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps)
     free = np.array([not t.any() for t in val.truth])
     gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate)
-    return Decision(threshold, params.min_region_share, gate)
+    return Decision(threshold, params.min_region_share, gate, params.flip_tta)
 
 
 def _write_pr_curve(path: Path, native: NativeSplit) -> None:
@@ -134,13 +134,14 @@ def evaluate_run(model_dir: Path, data_dir: Path, manifest_path: Path, mask_thre
     splits = {}
     for name in ("val", "test", "train"):
         split = load_split(Path(data_dir) / f"{name}.npz")
-        probabilities = predict_probabilities(saved, split.images, params.batch_size, compute)
+        probabilities = predict_probabilities(saved, split.images, params.batch_size, compute, params.flip_tta)
         splits[name] = native_split(split, probabilities, manifest_path, mask_threshold)
     decision = choose_decision(splits["val"], params)
     result = {
         "threshold": decision.threshold,
         "image_threshold": decision.image_threshold,
         "min_region_share": decision.min_region_share,
+        "flip_tta": decision.flip_tta,
         "best_epoch": saved.metadata["best_epoch"],
         "measured_at": "each image's original size",
     }

@@ -66,11 +66,21 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, compute: Comput
     return torch.cat(outputs) if outputs else torch.zeros((0, *images.shape[1:]))
 
 
-def predict_probabilities(saved: SavedModel, images: np.ndarray, batch_size: int, compute: Compute) -> np.ndarray:
-    """Defect probabilities (N, H, W) float32 for uint8 images (N, H, W) of the model's input size."""
+def predict_probabilities(saved: SavedModel, images: np.ndarray, batch_size: int, compute: Compute, flips: bool = False) -> np.ndarray:
+    """Defect probabilities (N, H, W) float32 for uint8 images (N, H, W) of the model's input size.
+
+    With ``flips`` (test-time augmentation) they are the mean over the image and its
+    horizontal and vertical mirror images, each mapped back.
+    """
     model = compute.place(saved.model)
-    logits = predict_logits(model, saved.normalization.apply(images), compute, batch_size)
-    return torch.sigmoid(logits).squeeze(1).numpy()
+    pixels = saved.normalization.apply(images)
+    views = [(), (-1,), (-2,)] if flips else [()]
+    total = torch.zeros(pixels.shape)
+    for dims in views:
+        view = pixels.flip(dims) if dims else pixels
+        logits = predict_logits(model, view, compute, batch_size)
+        total += torch.sigmoid(logits.flip(dims) if dims else logits)
+    return (total / len(views)).squeeze(1).numpy()
 
 
 def model_input(saved: SavedModel, image: np.ndarray) -> np.ndarray:

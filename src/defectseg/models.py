@@ -12,6 +12,8 @@ A downscaled U-Net can add a full-resolution branch that refines its logits wher
 detail pays (``Refined``, ``train.refine``).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -118,14 +120,17 @@ class Refined(nn.Module):
     features and logits are scaled up, and a few full-resolution convolutions add a
     correction to the logits, so thin cracks and small blowholes get pixel detail.
     Training refines only two ``window``-sided squares per image, one where the coarse
-    defect logit peaks and one at random (clean surface too), which costs a fraction of
-    refining everything; in eval mode the whole image is refined.
+    defect logit peaks and one at random (clean surface too), and scales up the coarse
+    features only there, which costs a fraction of refining everything; in eval mode the
+    whole image is refined.
     """
 
-    def __init__(self, unet: UNet, factor: int, width: int, window: int, margin: int = 3):
+    def __init__(self, unet: UNet, factor: int, width: int, window: int):
         super().__init__()
         self.coarse = unet
-        self.factor, self.window, self.margin = factor, window, margin
+        self.factor, self.window = factor, window
+        # context around a training window: at least one pixel per 3x3 convolution of the branch, whole coarse pixels
+        self.margin = factor * math.ceil(3 / factor)
         coarse_width = unet.head.in_channels
         self.fine = nn.Sequential(ConvBnRelu(1, width), ConvBnRelu(width, width))
         self.fuse = nn.Sequential(ConvBnRelu(width + coarse_width + 1, width), nn.Conv2d(width, 1, 1))
@@ -133,36 +138,45 @@ class Refined(nn.Module):
     def _refine(self, x: torch.Tensor, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return logits + self.fuse(torch.cat([self.fine(x), features, logits], dim=1))
 
-    def _windows(self, logits: torch.Tensor) -> list[list[tuple[int, int]]]:
-        """Per image, the top-left corners of its two training windows."""
-        height, width = logits.shape[-2:]
-        side = min(self.window, height, width)
-        peaks = logits.detach().flatten(1).argmax(1).tolist()
+    def _up(self, coarse: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(coarse, scale_factor=self.factor, mode="bilinear", align_corners=False)
+
+    def _corners(self, coarse_logits: torch.Tensor, side: int, height: int, width: int) -> list[tuple[int, int, int]]:
+        """(image, top, left) of each training window in a ``height`` x ``width`` image, on whole
+        coarse pixels: per image one at the coarse peak, one at random."""
+        step = self.factor
         corners = []
-        for peak in peaks:
-            row, column = divmod(peak, width)
-            at_peak = (min(max(row - side // 2, 0), height - side), min(max(column - side // 2, 0), width - side))
-            at_random = (int(torch.randint(0, height - side + 1, ())), int(torch.randint(0, width - side + 1, ())))
-            corners.append([at_peak, at_random])
+        for index, peak in enumerate(coarse_logits.detach().flatten(1).argmax(1).tolist()):
+            row, column = divmod(peak, coarse_logits.shape[-1])
+            top = min(max(row * step + step // 2 - side // 2, 0), height - side)
+            left = min(max(column * step + step // 2 - side // 2, 0), width - side)
+            corners.append((index, top // step * step, left // step * step))
+            top, left = int(torch.randint(0, (height - side) // step + 1, ())), int(torch.randint(0, (width - side) // step + 1, ()))
+            corners.append((index, top * step, left * step))
         return corners
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
         coarse = self.coarse.features(F.avg_pool2d(x, self.factor))
-        features = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
-        logits = F.interpolate(self.coarse.head(coarse), size=size, mode="bilinear", align_corners=False)
+        coarse_logits = self.coarse.head(coarse)
+        logits = self._up(coarse_logits)
         if not self.training:
-            return self._refine(x, features, logits)
-        side, margin = min(self.window, *size), self.margin
+            return self._refine(x, self._up(coarse), logits)
+        step, margin = self.factor, self.margin
+        side = min(self.window, *x.shape[-2:]) // step * step
+        span, coarse_margin = side + 2 * margin, margin // step
+        corners = self._corners(coarse_logits, side, *x.shape[-2:])
+        # replicate-padding the coarse maps matches the clamped edges of scaling up the whole image
+        padded_coarse = [F.pad(t, (coarse_margin,) * 4, mode="replicate") for t in (coarse, coarse_logits)]
+        padded_x = F.pad(x, (margin,) * 4)
+
+        def windows(tensor: torch.Tensor, scale: int) -> torch.Tensor:
+            return torch.stack([tensor[i, :, top // scale : (top + span) // scale, left // scale : (left + span) // scale] for i, top, left in corners])
+
+        features, window_logits = (self._up(windows(t, step)) for t in padded_coarse)
+        refined = self._refine(windows(padded_x, 1), features, window_logits)[:, :, margin : margin + side, margin : margin + side]
         out = logits.clone()
-        for index, corners in enumerate(self._windows(logits)):
-            for top, left in corners:
-                rows = slice(max(top - margin, 0), min(top + side + margin, size[0]))
-                columns = slice(max(left - margin, 0), min(left + side + margin, size[1]))
-                one = slice(index, index + 1)
-                refined = self._refine(x[one, :, rows, columns], features[one, :, rows, columns], logits[one, :, rows, columns])
-                inner_top, inner_left = top - rows.start, left - columns.start
-                out[one, :, top : top + side, left : left + side] = refined[:, :, inner_top : inner_top + side, inner_left : inner_left + side]
+        for (i, top, left), patch in zip(corners, refined):
+            out[i, :, top : top + side, left : left + side] = patch
         return out
 
 

@@ -162,6 +162,7 @@ class EvaluateParams(Section):
     threshold_steps: Annotated[int, Field(ge=1, le=999)]
     min_region_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    flip_tta: bool
     worst_overlays: Annotated[int, Field(ge=0, le=100)]
     batch_size: PositiveInt
     device: Literal["auto", "cpu", "cuda", "mps"]

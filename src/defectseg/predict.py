@@ -10,7 +10,7 @@ rest are still processed.
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ def predict_images(
             outcome.failures.extend((str(p), r) for p, r in zip(chunk, read) if isinstance(r, str))
             if good:
                 batch = np.stack([r[1] for _, r in good])
-                probabilities = predict_probabilities(saved, batch, batch_size, compute)
+                probabilities = predict_probabilities(saved, batch, batch_size, compute, decision.flip_tta)
                 outcome.rows.extend(
                     pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], decision, out_dir, overlay), zip(good, probabilities))
                 )
@@ -131,7 +131,7 @@ def predict(
     if threshold is not None:
         if not 0.0 < threshold < 1.0:
             raise DefectsegError(f"--threshold must be between 0 and 1, got {threshold}")
-        decision = Decision(threshold, decision.min_region_share, decision.image_threshold) if decision else Decision(threshold)
+        decision = replace(decision, threshold=threshold) if decision else Decision(threshold)
     if decision is None:
         raise DefectsegError(f"{folder}: no threshold.json beside the model (run the evaluate stage) and no --threshold given")
     outcome = Outcome()

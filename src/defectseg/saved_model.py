@@ -60,6 +60,7 @@ def save_decision(folder: Path, decision: Decision, chosen_on: str, score: float
         "threshold": decision.threshold,
         "image_threshold": decision.image_threshold,
         "min_region_share": decision.min_region_share,
+        "flip_tta": decision.flip_tta,
         "chosen_on": chosen_on,
         "iou": score,
     }
@@ -73,7 +74,9 @@ def load_decision(folder: Path) -> Decision | None:
         return None
     try:
         record = json.loads(path.read_text())
-        return Decision(float(record["threshold"]), float(record["min_region_share"]), float(record.get("image_threshold", 0.0)))
+        return Decision(
+            float(record["threshold"]), float(record["min_region_share"]), float(record.get("image_threshold", 0.0)), bool(record.get("flip_tta", False))
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"not a threshold file ({exc})") from None
 
