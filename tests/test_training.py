@@ -1,5 +1,6 @@
 """The training loop on tiny synthetic data: it learns, resumes exactly, and repeats itself."""
 
+import math
 import os
 
 import numpy as np
@@ -197,3 +198,17 @@ def test_crop_defect_share_sets_how_many_crops_hold_defect():
     assert share_with_defect(1.0) == 1.0
     assert share_with_defect(0.0) < 0.2
     assert 0.4 < share_with_defect(0.5) < 0.75
+
+
+def test_validation_every_few_epochs_and_after_the_last_keeps_the_best_validated(tmp_path):
+    result = train(tmp_path, tiny_params(**{"train.epochs": 5, "train.val_every": 2}))
+    assert [("val_iou" in row) for row in result["history"]] == [False, True, False, True, True]
+    assert result["best"]["epoch"] in (2, 4, 5)
+    logged = (tmp_path / "run" / "live" / "plots" / "metrics" / "val" / "iou.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in logged[1:]] == ["1", "3", "4"]
+
+
+def test_refined_unet_trains_end_to_end(tmp_path):
+    params = tiny_params(**{"train.epochs": 2, "train.downscale": 2, "train.unet.depth": 1, "train.refine.width": 4, "train.refine.window": 16})
+    result = train(tmp_path, params)
+    assert len(result["history"]) == 2 and all(math.isfinite(row["train_loss"]) for row in result["history"])

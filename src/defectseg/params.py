@@ -103,6 +103,7 @@ class TrainParams(Section):
     downscale: Annotated[int, Field(ge=1, le=16)]
     refine: RefineParams
     epochs: PositiveInt
+    val_every: PositiveInt
     batch_size: Annotated[int, Field(ge=2)]
     free_sample_share: Annotated[float, Field(gt=0.0, le=1.0)]
     optimizer: Literal["adam", "adamw"]

@@ -137,7 +137,8 @@ def _plot_training(runs: list[Run], path: Path) -> None:
     for run in runs:
         label = run_name(run.loss, run.seed)
         epochs = run.history.index + 1
-        left.plot(epochs, run.history["val_iou"], label=label)
+        validated = run.history["val_iou"].dropna()
+        left.plot(validated.index + 1, validated, label=label)
         right.plot(epochs, run.history["train_loss"] / run.history["train_loss"].iloc[0], label=label)
     left.set(title="val defect IoU (best threshold)", xlabel="epoch", ylabel="IoU")
     right.set(title="train loss / first-epoch train loss", xlabel="epoch", ylabel="relative loss")

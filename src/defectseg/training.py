@@ -209,24 +209,28 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     for epoch in range(len(history) + 1, spec.params.epochs + 1):
         row = _epoch(trainer, spec, loss_fn, val_split, epoch, world)
         history.append(row)
-        if row["val_iou"] > best["val_iou"]:
+        if row.get("val_iou", -math.inf) > best["val_iou"]:
             best = {"val_iou": row["val_iou"], "epoch": epoch, "weights": copy.deepcopy(trainer.model.state_dict())}
         if world.is_main:
             _log_epoch(live, row)
-            print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}", file=sys.stderr)
+            validated = f", val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}" if "val_iou" in row else ""
+            print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}{validated}", file=sys.stderr)
             _save_last(last_path, trainer, fingerprint, history, best)
     return {"best": best, "normalization": trainer.dataset.normalization, "history": history}
 
 
 def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, epoch: int, world: World) -> dict:
-    """Train one epoch, validate, step the schedule; return the epoch's history row."""
+    """Train one epoch, validate (every ``val_every`` epochs and after the last), step the
+    schedule; return the epoch's history row."""
     epoch_seed = seed_epoch(spec.seed, epoch, trainer.dataset.augment, world.rank)
     loader = trainer.loader(spec, epoch_seed, world)
     train_loss = _train_one_epoch(trainer.net, loader, trainer.optimizer, loss_fn, trainer.compute, epoch, world)
-    val_loss, val_iou = validate(trainer.model, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)
-    if not math.isfinite(val_loss):
-        raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
-    row = {"epoch": epoch, "lr": trainer.optimizer.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": val_loss, "val_iou": val_iou}
+    row = {"epoch": epoch, "lr": trainer.optimizer.param_groups[0]["lr"], "train_loss": train_loss}
+    if epoch % spec.params.val_every == 0 or epoch == spec.params.epochs:
+        val_loss, val_iou = validate(trainer.model, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
+        row.update(val_loss=val_loss, val_iou=val_iou)
     trainer.scheduler.step()
     return row
 
@@ -252,7 +256,8 @@ def _log_epoch(live, row: dict) -> None:
     if live is None:
         return
     live.log_metric("train/loss", row["train_loss"])
-    live.log_metric("val/loss", row["val_loss"])
-    live.log_metric("val/iou", row["val_iou"])
+    if "val_iou" in row:
+        live.log_metric("val/loss", row["val_loss"])
+        live.log_metric("val/iou", row["val_iou"])
     live.log_metric("lr", row["lr"])
     live.next_step()
