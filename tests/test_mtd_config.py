@@ -1,12 +1,18 @@
-"""configs/mtd.yaml: it validates against params.yaml and trains on the real Magnetic Tile copy."""
+"""configs/mtd.yaml: it validates against params.yaml, trains on the real Magnetic Tile copy,
+and `defectseg predict` reproduces evaluate's native-size masks of the test images."""
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import MTD, REPO, default_params_dict
+from defectseg.evaluation import evaluate_run
+from defectseg.images import read_mask
+from defectseg.metrics import Counts
 from defectseg.params import apply_overrides, parse_params
+from defectseg.predict import predict
 from defectseg.prepare import prepare_dataset
 from defectseg.preprocess import preprocess
 from defectseg.saved_model import load_model
@@ -23,16 +29,31 @@ def mtd_params(**extra):
 def test_mtd_config_sets_only_known_keys_to_valid_values():
     params = mtd_params()
     assert params.preprocess.height_width == (224, 224)
-    assert params.train.downscale == 4 and params.evaluate.min_region_share > 0
+    assert params.train.downscale == 4 and params.train.refine.width > 0
+    assert params.evaluate.flip_tta and params.evaluate.min_region_share == 0
 
 
 @pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
-def test_mtd_config_trains_on_the_real_set(tmp_path: Path):
-    params = mtd_params(**{"data.source": str(MTD), "train.epochs": 2, "train.device": "cpu"})
+def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_path: Path):
+    params = mtd_params(**{"data.source": str(MTD), "train.epochs": 2, "train.device": "cpu", "evaluate.device": "cpu"})
     prepare_dataset(params.data, tmp_path / "prepared", tmp_path / "cache")
     preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
     summary = train_run(params, "dicebce", 0, tmp_path / "pre", tmp_path / "model", tmp_path / "live")
     assert summary["epochs"] == 2 and 0 < summary["best_val_iou"] <= 1
     saved = load_model(tmp_path / "model")
     assert saved.metadata["input_size"] == [224, 224]
-    assert saved.metadata["architecture"]["downscale"] == 4
+    assert saved.metadata["architecture"]["downscale"] == 4 and saved.metadata["architecture"]["refine"]["width"] == 16
+    few = tmp_path / "few.csv"
+    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})
+    pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("split")).to_csv(few, index=False)
+    preprocess(few, params.preprocess, tmp_path / "few")
+    evaluate_run(tmp_path / "model", tmp_path / "few", few, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
+    counted = pd.read_csv(tmp_path / "ev" / "per_image.csv", dtype={"id": str})
+    rows = manifest.set_index("id").loc[counted["id"]]
+    assert len(rows) >= 10 and rows["width"].nunique() > 1, "test images of several native sizes"
+    predict(tmp_path / "model", [Path(p) for p in rows["image"]], tmp_path / "masks", None, 16, False, "cpu")
+    predicted = [read_mask(tmp_path / "masks" / f"{Path(p).stem}.png") > 0 for p in rows["image"]]
+    truth = [read_mask(Path(p)) > params.preprocess.mask_threshold for p in rows["mask"]]
+    counts = Counts.of(predicted, truth)
+    assert counts.tp.tolist() == counted["tp"].tolist()
+    assert counts.fp.tolist() == counted["fp"].tolist() and counts.fn.tolist() == counted["fn"].tolist()
