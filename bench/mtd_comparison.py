@@ -6,8 +6,9 @@ Runs `dvc exp run --temp -n NAME` with the overrides of configs/mtd.yaml and the
 source as `-S` flags, so the experiment stays in this repository: `dvc exp show` lists
 it, `dvc exp apply NAME` brings its trained models (and their decision files) out of the
 DVC cache for `defectseg predict --model models/LOSS-seed0`, and `dvc exp push` shares
-it. Then copies its report, figures and comparison.json into reports/mtd/ and prints
-the table and the wall time.
+it. Then copies its report, figures, overlays and comparison.json into reports/mtd/
+(git ignores the overlays: they show data-set images) and prints the table and the
+wall time.
 """
 
 import argparse
@@ -32,7 +33,7 @@ def main() -> None:
     ref = run_experiment(args.name, overrides)
     elapsed = time.perf_counter() - start
     with atomic_dir(Path("reports/mtd")) as out:
-        for path in ["reports/report.md", "metrics/comparison.json", *files_in(ref, "reports/figures")]:
+        for path in ["reports/report.md", "metrics/comparison.json", *files_in(ref, "reports/figures"), *files_in(ref, "reports/overlays")]:
             target = out / Path(path).relative_to(Path(path).parts[0])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read_file(ref, path))

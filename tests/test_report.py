@@ -84,3 +84,10 @@ def test_several_seeds_give_intervals(fixture_runs):
 def test_missing_run_is_named(fixture_runs):
     with pytest.raises(DataError, match="focal-seed0.json: run focal-seed0 has not been evaluated"):
         build(fixture_runs, **{"compare.losses": ["bce", "focal"]})
+
+
+def test_header_names_the_refinement_branch_and_flip_tta(fixture_runs):
+    build(fixture_runs, **{"train.downscale": 2, "train.refine.width": 8, "evaluate.flip_tta": True})
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "at 1/2 resolution, refined by a 8-channel full-resolution branch" in report
+    assert "averaged over the image and its horizontal and vertical mirror images" in report

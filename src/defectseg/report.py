@@ -179,6 +179,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         f"test {data_summary['per_split']['test']}). The model sees each image resized to {height}x{width}. "
         f"Model: `{params.train.model}`"
         + (f" at 1/{params.train.downscale} resolution" if params.train.downscale > 1 else "")
+        + (f", refined by a {params.train.refine.width}-channel full-resolution branch" if params.train.refine.width else "")
         + f", {params.train.epochs} epochs, {params.train.precision}. "
         f"Seeds: {', '.join(map(str, params.compare.seeds))}.",
         "",
@@ -190,6 +191,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "defect probability is under it get an empty mask) that lets at most "
         f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
+        + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else "")
         + (f"Cells show the mean over {seeds} seeds ± the half-width of its {int(params.report.confidence * 100)}% t-interval." if seeds > 1 else "One seed: no interval over seeds."),
         "",
     ]
