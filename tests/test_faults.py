@@ -147,7 +147,7 @@ def test_huge_image_is_refused_without_exhausting_memory(repo, tmp_path):
 
 
 def test_non_image_files_are_skipped_and_counted(repo, tmp_path):
-    source = make_plain(tmp_path / "with_notes")
+    source = make_plain(tmp_path / "with_notes", n=8)
     (source / "images" / "notes.txt").write_text("not an image")
     (source / "masks" / "Thumbs.db").write_bytes(b"\0\1")
     repo.set_params(**{"data.source": str(source)})
@@ -232,6 +232,7 @@ def test_killed_training_resumes_from_last_saved_epoch(repo):
 
 
 def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_path):
+    repo.run("rm", "-rf", "data", "models", "metrics/runs")
     source = make_plain(tmp_path / "six", n=6)
     repo.set_params(**{"data.source": str(source)})
     line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave val and test empty")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MTD, gray, params_with, write_png
+from conftest import MTD, gray, make_plain, params_with, write_png
 from defectseg.errors import DataError
 from defectseg.params import SplitParams
 from defectseg.prepare import MANIFEST_COLUMNS, prepare_dataset
@@ -20,14 +20,20 @@ def run_prepare(tmp_path, source, **overrides):
     return prepare_dataset(params.data, tmp_path / "out", tmp_path / "cache")
 
 
-def test_plain_folder_gives_manifest_and_summary(tmp_path, plain_source):
-    summary = run_prepare(tmp_path, plain_source)
+@pytest.fixture
+def eight_pairs(tmp_path):
+    """Four pairs per class: the fewest at which the default fractions leave no split empty."""
+    return make_plain(tmp_path / "plain8", n=8)
+
+
+def test_plain_folder_gives_manifest_and_summary(tmp_path, eight_pairs):
+    summary = run_prepare(tmp_path, eight_pairs)
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert list(manifest.columns) == MANIFEST_COLUMNS
-    assert sorted(manifest["defect_class"]) == ["defect", "defect", "free", "free"]
+    assert sorted(manifest["defect_class"]) == ["defect"] * 4 + ["free"] * 4
     assert manifest.loc[manifest["id"] == "img1", "defect_fraction"].item() == pytest.approx(100 / 48**2, abs=1e-6)
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
-    assert summary["pairs"] == 4
+    assert summary["pairs"] == 8 and summary["per_split"] == {"train": 4, "val": 2, "test": 2}
 
 
 def test_size_mismatch_names_both_files(tmp_path, plain_source):
@@ -49,12 +55,12 @@ def test_image_below_min_side_is_refused(tmp_path, plain_source):
         run_prepare(tmp_path, plain_source)
 
 
-def test_failure_leaves_previous_output_untouched(tmp_path, plain_source):
-    run_prepare(tmp_path, plain_source)
+def test_failure_leaves_previous_output_untouched(tmp_path, eight_pairs):
+    run_prepare(tmp_path, eight_pairs)
     before = (tmp_path / "out" / "manifest.csv").read_bytes()
-    (plain_source / "images" / "img3.png").write_bytes(b"")
+    (eight_pairs / "images" / "img3.png").write_bytes(b"")
     with pytest.raises(DataError):
-        run_prepare(tmp_path, plain_source)
+        run_prepare(tmp_path, eight_pairs)
     assert (tmp_path / "out" / "manifest.csv").read_bytes() == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
@@ -103,15 +109,15 @@ def test_split_is_stratified_and_repeatable():
     assert first != assign_splits(ids, classes, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
 
 
-def test_split_does_not_depend_on_order_or_unrelated_params(tmp_path, plain_source):
+def test_split_does_not_depend_on_order_or_unrelated_params(tmp_path, eight_pairs):
     ids = [f"id{i}" for i in range(50)]
     classes = ["free", "crack"] * 25
     params = SplitParams(train=0.6, val=0.2, test=0.2, seed=0)
     forward = dict(zip(ids, assign_splits(ids, classes, params)))
     backward = dict(zip(ids[::-1], assign_splits(ids[::-1], classes[::-1], params)))
     assert forward == backward
-    a = run_prepare(tmp_path / "a", plain_source, **{"data.min_side": 16})
-    b = run_prepare(tmp_path / "b", plain_source, **{"data.min_side": 20, "preprocess.image_size": 64})
+    a = run_prepare(tmp_path / "a", eight_pairs, **{"data.min_side": 16})
+    b = run_prepare(tmp_path / "b", eight_pairs, **{"data.min_side": 20, "preprocess.image_size": 64})
     manifest_a = pd.read_csv(tmp_path / "a" / "out" / "manifest.csv")
     manifest_b = pd.read_csv(tmp_path / "b" / "out" / "manifest.csv")
     assert a == b and manifest_a["split"].tolist() == manifest_b["split"].tolist()

@@ -25,13 +25,13 @@ def zip_folder(folder: Path, zip_path: Path, prefix: str = "") -> Path:
 
 @pytest.fixture
 def plain_zip(tmp_path) -> Path:
-    return zip_folder(make_plain(tmp_path / "plain"), tmp_path / "plain.zip", prefix="dataset-main/")
+    return zip_folder(make_plain(tmp_path / "plain", n=8), tmp_path / "plain.zip", prefix="dataset-main/")
 
 
 def test_zip_source_is_extracted_and_prepared(tmp_path, plain_zip):
     params = params_with(**{"data.source": str(plain_zip)})
     summary = prepare_dataset(params.data, tmp_path / "out", tmp_path / "cache")
-    assert summary["pairs"] == 4 and summary["layout"] == "plain"
+    assert summary["pairs"] == 8 and summary["layout"] == "plain"
 
 
 @pytest.mark.parametrize(("entry", "problem"), [("../evil.png", "escape"), ("/etc/evil.png", "absolute path")])
