@@ -12,6 +12,7 @@ the worst test images.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,9 @@ class NativeSplit:
     probabilities: list[np.ndarray]
     truth: list[np.ndarray]
 
-    @property
+    @cached_property
     def scores(self) -> np.ndarray:
+        """Each image's score (its highest defect probability), computed once."""
         return np.array([image_score(p) for p in self.probabilities])
 
 
