@@ -47,17 +47,18 @@ class NativeSplit:
         return np.array([image_score(p) for p in self.probabilities])
 
 
-def _manifest_rows(manifest_path: Path, ids: np.ndarray) -> pd.DataFrame:
-    manifest = pd.read_csv(manifest_path, dtype={"id": str}).set_index("id")
+def read_manifest(path: Path, ids: np.ndarray) -> pd.DataFrame:
+    """Prepare's manifest (every pair's original image and mask), indexed by id; it must list every one of ``ids``."""
+    manifest = pd.read_csv(path, dtype={"id": str}).set_index("id")
     missing = sorted(set(ids.tolist()) - set(manifest.index))
     if missing:
-        raise DataError(manifest_path, f"lists no pair for preprocessed id(s) {missing[:5]}: re-run prepare and preprocess")
-    return manifest.loc[list(ids)]
+        raise DataError(path, f"lists no pair for preprocessed id(s) {missing[:5]}: re-run prepare and preprocess")
+    return manifest
 
 
-def native_split(split: Split, probabilities: np.ndarray, manifest_path: Path, mask_threshold: int) -> NativeSplit:
+def native_split(split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int) -> NativeSplit:
     """``split``'s probability maps resized to, and scored against, the original masks."""
-    rows = _manifest_rows(manifest_path, split.ids)
+    rows = manifest.loc[list(split.ids)]
     truth = [binarize_mask(read_mask(Path(p)), mask_threshold).astype(bool) for p in rows["mask"]]
     maps = [at_size(p, *t.shape) for p, t in zip(probabilities, truth)]
     return NativeSplit(split, list(rows["image"]), maps, truth)
@@ -133,11 +134,12 @@ def evaluate_run(model_dir: Path, data_dir: Path, manifest_path: Path, mask_thre
     """Evaluate the model in ``model_dir`` and write every output; return the metrics."""
     saved = load_model(model_dir)
     compute = Compute(pick_device(params.device, "evaluate.device"))
+    loaded = {name: load_split(Path(data_dir) / f"{name}.npz") for name in ("val", "test", "train")}
+    manifest = read_manifest(manifest_path, np.concatenate([split.ids for split in loaded.values()]))
     splits = {}
-    for name in ("val", "test", "train"):
-        split = load_split(Path(data_dir) / f"{name}.npz")
+    for name, split in loaded.items():
         probabilities = predict_probabilities(saved, split.images, params.batch_size, compute, params.flip_tta)
-        splits[name] = native_split(split, probabilities, manifest_path, mask_threshold)
+        splits[name] = native_split(split, probabilities, manifest, mask_threshold)
     decision = choose_decision(splits["val"], params)
     result = {
         "threshold": decision.threshold,
