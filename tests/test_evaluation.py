@@ -43,7 +43,7 @@ def write_data(folder: Path, invert: tuple[str, ...] = (), offsets=(0, 100, 200)
 
 @pytest.fixture
 def model_dir(tmp_path):
-    params = params_with(**{"train.unet.base_width": 4, "train.unet.depth": 2})
+    params = params_with(**{"models.unet.base_width": 4, "models.unet.depth": 2})
     torch.manual_seed(0)
     model = build_model("unet", params.train.unet)
     with torch.no_grad():

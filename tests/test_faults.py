@@ -27,8 +27,8 @@ TINY = {
     "data.synthetic.count": 24,
     "data.synthetic.tile_size": 32,
     "preprocess.image_size": 32,
-    "train.unet.base_width": 4,
-    "train.unet.depth": 2,
+    "models.unet.base_width": 4,
+    "models.unet.depth": 2,
     "train.batch_size": 4,
     "evaluate.worst_overlays": 1,
     "report.bootstrap_samples": 100,
@@ -255,7 +255,7 @@ def test_damaged_resume_file_is_discarded_with_a_warning(repo):
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("saved") / "model"
-    params = params_with(**{"train.unet.base_width": 4, "train.unet.depth": 2})
+    params = params_with(**{"models.unet.base_width": 4, "models.unet.depth": 2})
     save_model(folder, build_model("unet", params.train.unet).state_dict(), params.train, Normalization(0.5, 0.2), {"input_size": [32, 32], "best_epoch": 1})
     save_decision(folder, Decision(0.5), "val", 0.0)
     return folder

@@ -42,7 +42,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def downscaled_model_dir(tmp_path_factory) -> Path:
-    return _trained_model(tmp_path_factory.mktemp("downscaled"), **{"train.downscale": 2})
+    return _trained_model(tmp_path_factory.mktemp("downscaled"), **{"models.unet.downscale": 2})
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_missing_run_is_named(fixture_runs):
 
 
 def test_header_names_the_refinement_branch_and_flip_tta(fixture_runs):
-    build(fixture_runs, **{"train.downscale": 2, "train.refine.width": 8, "evaluate.flip_tta": True})
+    build(fixture_runs, **{"models.unet.downscale": 2, "models.unet.refine.width": 8, "evaluate.flip_tta": True})
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert "at 1/2 resolution, refined by a 8-channel full-resolution branch" in report
     assert "averaged over the image and its horizontal and vertical mirror images" in report

@@ -31,8 +31,8 @@ def tiny_split(count: int, offset: int) -> Split:
 def tiny_params(**overrides):
     settings = {
         "preprocess.image_size": 32,
-        "train.unet.base_width": 4,
-        "train.unet.depth": 2,
+        "models.unet.base_width": 4,
+        "models.unet.depth": 2,
         "train.epochs": 4,
         "train.batch_size": 4,
         "train.lr": 0.01,
@@ -209,6 +209,6 @@ def test_validation_every_few_epochs_and_after_the_last_keeps_the_best_validated
 
 
 def test_refined_unet_trains_end_to_end(tmp_path):
-    params = tiny_params(**{"train.epochs": 2, "train.downscale": 2, "train.unet.depth": 1, "train.refine.width": 4, "train.refine.window": 16})
+    params = tiny_params(**{"train.epochs": 2, "models.unet.downscale": 2, "models.unet.depth": 1, "models.unet.refine.width": 4, "models.unet.refine.window": 16})
     result = train(tmp_path, params)
     assert len(result["history"]) == 2 and all(math.isfinite(row["train_loss"]) for row in result["history"])

@@ -1,13 +1,15 @@
-"""The preprocessed splits as in-memory arrays and a torch Dataset over them."""
+"""The preprocessed pairs as in-memory arrays, one fold's train/val/test of them, and a torch Dataset."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from defectseg.errors import DataError
+from defectseg.splits import SPLITS, fold_column
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,13 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def select(self, index: np.ndarray) -> "Split":
+        """The pairs at ``index`` (positions), in that order."""
+        return Split(self.images[index], self.masks[index], self.ids[index], self.classes[index])
+
 
 def load_split(path: Path) -> Split:
-    """Read ``<split>.npz`` written by the preprocess stage."""
+    """Read the ``.npz`` pairs written by the preprocess stage."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return Split(arrays["images"], arrays["masks"], arrays["ids"], arrays["classes"])
@@ -32,6 +38,26 @@ def load_split(path: Path) -> Split:
         raise DataError(path, "preprocessed split not found: run the preprocess stage first") from None
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(path, f"not a preprocessed split ({exc})") from None
+
+
+def fold_roles(manifest_path: Path, fold: int, ids: np.ndarray) -> np.ndarray:
+    """The role (train, val or test) in ``fold`` of each of ``ids``, read from prepare's manifest."""
+    manifest = pd.read_csv(manifest_path, dtype={"id": str}).set_index("id")
+    column = fold_column(fold)
+    if column not in manifest:
+        made = sum(name.startswith("fold") for name in manifest.columns)
+        raise DataError(manifest_path, f"has no fold {fold}: prepare made {made} fold(s); re-run prepare after changing compare.folds")
+    missing = sorted(set(ids.tolist()) - set(manifest.index))
+    if missing:
+        raise DataError(manifest_path, f"lists no pair for preprocessed id(s) {missing[:5]}: re-run prepare and preprocess")
+    return manifest.loc[list(ids), column].to_numpy(str)
+
+
+def load_fold(pairs_path: Path, manifest_path: Path, fold: int) -> dict[str, Split]:
+    """The preprocessed pairs split into ``fold``'s train, val and test."""
+    pairs = load_split(pairs_path)
+    roles = fold_roles(manifest_path, fold, pairs.ids)
+    return {role: pairs.select(np.flatnonzero(roles == role)) for role in SPLITS}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Evaluate one trained run at each image's own size: choose the decision on val, then
-measure train, val and test.
+"""Evaluate one trained run at each image's own size: choose the decision on its fold's
+val, then measure the fold's train, val and test.
 
 The model sees the preprocessed images (resized to its input size, exactly as
 ``defectseg predict`` resizes); every probability map is resized back to its image's
@@ -20,9 +20,8 @@ import pandas as pd
 from PIL import Image
 
 from defectseg.atomic import atomic_dir, atomic_file, write_json
-from defectseg.dataset import Split, load_split
+from defectseg.dataset import Split, load_fold
 from defectseg.decision import Decision, gate_for_false_alarms, image_score
-from defectseg.errors import DataError
 from defectseg.images import read_image, read_mask
 from defectseg.inference import Compute, at_size, pick_device, predict_probabilities
 from defectseg.metrics import Counts, flatten, iou_by_threshold, per_class_iou, per_class_mean_image_iou, per_image_iou, pr_curve, split_metrics
@@ -47,13 +46,9 @@ class NativeSplit:
         return np.array([image_score(p) for p in self.probabilities])
 
 
-def read_manifest(path: Path, ids: np.ndarray) -> pd.DataFrame:
-    """Prepare's manifest (every pair's original image and mask), indexed by id; it must list every one of ``ids``."""
-    manifest = pd.read_csv(path, dtype={"id": str}).set_index("id")
-    missing = sorted(set(ids.tolist()) - set(manifest.index))
-    if missing:
-        raise DataError(path, f"lists no pair for preprocessed id(s) {missing[:5]}: re-run prepare and preprocess")
-    return manifest
+def read_manifest(path: Path) -> pd.DataFrame:
+    """Prepare's manifest (every pair's original image and mask), indexed by id."""
+    return pd.read_csv(path, dtype={"id": str}).set_index("id")
 
 
 def native_split(split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int) -> NativeSplit:
@@ -130,14 +125,17 @@ def measure(native: NativeSplit, decision: Decision, false_alarm_rate: float) ->
     return metrics, predicted, counts
 
 
-def evaluate_run(model_dir: Path, data_dir: Path, manifest_path: Path, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path) -> dict:
-    """Evaluate the model in ``model_dir`` and write every output; return the metrics."""
+def evaluate_run(
+    model_dir: Path, pairs_path: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
+) -> dict:
+    """Evaluate the model in ``model_dir`` on ``fold`` and write every output; return the metrics."""
     saved = load_model(model_dir)
     compute = Compute(pick_device(params.device, "evaluate.device"))
-    loaded = {name: load_split(Path(data_dir) / f"{name}.npz") for name in ("val", "test", "train")}
-    manifest = read_manifest(manifest_path, np.concatenate([split.ids for split in loaded.values()]))
+    loaded = load_fold(pairs_path, manifest_path, fold)
+    manifest = read_manifest(manifest_path)
     splits = {}
-    for name, split in loaded.items():
+    for name in ("val", "test", "train"):
+        split = loaded[name]
         probabilities = predict_probabilities(saved, split.images, params.batch_size, compute, params.flip_tta)
         splits[name] = native_split(split, probabilities, manifest, mask_threshold)
     decision = choose_decision(splits["val"], params)
@@ -147,6 +145,7 @@ def evaluate_run(model_dir: Path, data_dir: Path, manifest_path: Path, mask_thre
         "min_region_share": decision.min_region_share,
         "flip_tta": decision.flip_tta,
         "best_epoch": saved.metadata["best_epoch"],
+        "fold": fold,
         "measured_at": "each image's original size",
     }
     for name, native in splits.items():

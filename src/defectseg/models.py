@@ -2,6 +2,9 @@
 
 - ``unet``: the seed plan's U-Net in pure torch (double 3x3 conv + BatchNorm + ReLU per
   level, transposed-conv up-sampling, skip connections), width and depth as params.
+- ``resnet_unet``: a U-Net decoder on a torchvision ResNet-18/34 encoder with a 1-channel
+  stem (the architecture of fastai's ``unet_learner`` and segmentation_models.pytorch's
+  ``Unet``), from scratch or from pinned pretrained encoder weights (``pretrained``).
 - ``deeplabv3_resnet50``, ``fcn_resnet50``, ``lraspp_mobilenet_v3_large``: torchvision
   models built from scratch (no weights are downloaded), with one output channel and
   their first convolution replaced by a 1-channel one for grayscale input.
@@ -18,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defectseg.params import RefineParams, UnetParams
-from defectseg.torchvision_compat import segmentation_models
+from defectseg.params import ModelSettings, ResnetUnetParams, UnetParams
+from defectseg.pretrained import grayscale_stem, load_weights
+from defectseg.torchvision_compat import resnet_models, segmentation_models
 
 
 class ConvBnRelu(nn.Sequential):
@@ -174,14 +178,69 @@ class Refined(nn.Module):
         return out
 
 
+# channels of a basic-block ResNet's (18, 34) stem, layer1, layer2 and layer3 outputs, and of layer4's
+RESNET_SKIP_WIDTHS = (64, 64, 128, 256)
+RESNET_BOTTOM_WIDTH = 512
+
+
+class ResNetUNet(nn.Module):
+    """A U-Net decoder on a torchvision ResNet encoder with a 1-channel stem.
+
+    The encoder's five stages (strides 2, 4, 8, 16, 32) feed skip connections; each
+    decoder level scales up 2x (nearest), joins the skip and applies two 3x3
+    convolutions, with widths ``decoder_width * 16 ... decoder_width`` from the bottom
+    up. Inputs are padded (edge pixels repeated) to a multiple of 32 and the logits
+    cropped back, so any image size works.
+    """
+
+    def __init__(self, encoder: str, decoder_width: int):
+        super().__init__()
+        resnet = getattr(resnet_models(), encoder)(weights=None)
+        resnet.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        del resnet.fc, resnet.avgpool
+        self.encoder = resnet
+        widths = [decoder_width * 2**level for level in reversed(range(5))]
+        inputs = [RESNET_BOTTOM_WIDTH, *widths[:-1]]
+        skips = [*reversed(RESNET_SKIP_WIDTHS), 0]
+        self.decoder = nn.ModuleList(DoubleConv(inputs[i] + skips[i], widths[i]) for i in range(5))
+        self.head = nn.Conv2d(widths[-1], 1, 1)
+
+    def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
+        """Load ImageNet-style ResNet weights into the encoder (its classifier is dropped)."""
+        state = grayscale_stem({k: v for k, v in state.items() if not k.startswith("fc.")}, "conv1.weight")
+        self.encoder.load_state_dict(state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        x = F.pad(x, (0, -width % 32, 0, -height % 32), mode="replicate")
+        e = self.encoder
+        stem = e.relu(e.bn1(e.conv1(x)))
+        skips = [stem]
+        y = e.maxpool(stem)
+        for layer in (e.layer1, e.layer2, e.layer3):
+            y = layer(y)
+            skips.append(y)
+        y = e.layer4(y)
+        for block in self.decoder:
+            y = F.interpolate(y, scale_factor=2, mode="nearest")
+            y = block(torch.cat([y, skips.pop()], dim=1) if skips else y)
+        return self.head(y)[..., :height, :width]
+
+
+def _resnet_unet(settings: ResnetUnetParams, pretrained: bool) -> ResNetUNet:
+    model = ResNetUNet(settings.encoder, settings.decoder_width)
+    if pretrained and settings.weights:
+        try:
+            model.load_encoder(load_weights(settings.weights, settings.weights_sha256))
+        except RuntimeError as exc:
+            raise ValueError(f"weights {settings.weights} do not fit {settings.encoder}: {str(exc).splitlines()[0]}") from None
+    return model
+
+
 TORCHVISION_MODELS = ("deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large")
 
 
-def _full_resolution_model(architecture: str, unet: UnetParams) -> nn.Module:
-    if architecture == "unet":
-        return UNet(unet.base_width, unet.depth)
-    if architecture not in TORCHVISION_MODELS:
-        raise ValueError(f"unknown model {architecture!r}")
+def _torchvision_model(architecture: str) -> nn.Module:
     factory = getattr(segmentation_models(), architecture)
     kwargs = {"weights": None, "weights_backbone": None, "num_classes": 1}
     if architecture != "lraspp_mobilenet_v3_large":
@@ -189,18 +248,23 @@ def _full_resolution_model(architecture: str, unet: UnetParams) -> nn.Module:
     return TorchvisionSegmenter(_grayscale_stem(factory(**kwargs)))
 
 
-NO_REFINE = RefineParams(width=0, window=64)
+def build_model(name: str, settings: ModelSettings, pretrained: bool = True) -> nn.Module:
+    """The model ``name`` with its ``settings`` section (``models.<name>`` in params.yaml).
 
-
-def build_model(architecture: str, unet: UnetParams, downscale: int = 1, refine: RefineParams = NO_REFINE) -> nn.Module:
-    """The model named ``architecture``, freshly initialised (``unet`` sets the U-Net's shape).
-
-    With ``downscale`` > 1 it runs at that fraction of the input resolution (``Downscaled``),
-    and a U-Net with ``refine.width`` > 0 adds the full-resolution branch (``Refined``).
+    With ``downscale`` > 1 it runs at that fraction of the input resolution
+    (``Downscaled``); a U-Net with ``refine.width`` > 0 adds the full-resolution branch
+    (``Refined``). ``pretrained`` loads the pinned encoder weights the settings name, if
+    any (a saved model skips it: its own weights replace them).
     """
-    model = _full_resolution_model(architecture, unet)
-    if refine.width > 0:
-        if architecture != "unet" or downscale == 1:
-            raise ValueError("train.refine needs train.model unet and train.downscale > 1")
-        return Refined(model, downscale, refine.width, refine.window)
-    return Downscaled(model, downscale) if downscale > 1 else model
+    if name == "unet":
+        unet = UNet(settings.base_width, settings.depth)
+        if settings.refine.width > 0:
+            return Refined(unet, settings.downscale, settings.refine.width, settings.refine.window)
+        model = unet
+    elif name == "resnet_unet":
+        model = _resnet_unet(settings, pretrained)
+    elif name in TORCHVISION_MODELS:
+        model = _torchvision_model(name)
+    else:
+        raise ValueError(f"unknown model {name!r}")
+    return Downscaled(model, settings.downscale) if settings.downscale > 1 else model

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from defectseg.errors import ParamsError
 
@@ -70,19 +70,78 @@ class PreprocessParams(Section):
 
 
 LossName = Literal["bce", "dice", "dicebce", "focal", "tversky"]
-ModelName = Literal["unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
+ModelName = Literal["unet", "resnet_unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
-
-
-class UnetParams(Section):
-    base_width: Annotated[int, Field(ge=1, le=256)]
-    depth: Annotated[int, Field(ge=1, le=6)]
+Downscale = Annotated[int, Field(ge=1, le=16)]
+Sha256 = Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
 
 
 class RefineParams(Section):
     width: Annotated[int, Field(ge=0, le=256)]
     window: Annotated[int, Field(ge=8, le=4096)]
+
+
+class UnetParams(Section):
+    base_width: Annotated[int, Field(ge=1, le=256)]
+    depth: Annotated[int, Field(ge=1, le=6)]
+    downscale: Downscale
+    refine: RefineParams
+
+    @model_validator(mode="after")
+    def _refine_needs_downscale(self) -> "UnetParams":
+        if self.refine.width and self.downscale == 1:
+            raise ValueError("refine.width > 0 needs downscale > 1 (it refines a downscaled U-Net)")
+        return self
+
+    @property
+    def side_multiple(self) -> int:
+        """Image sides must divide by this."""
+        return self.downscale * 2**self.depth
+
+
+class ResnetUnetParams(Section):
+    encoder: Literal["resnet18", "resnet34"]
+    decoder_width: Annotated[int, Field(ge=1, le=256)]
+    downscale: Downscale
+    weights: str
+    weights_sha256: Sha256
+
+    @model_validator(mode="after")
+    def _weights_need_a_hash(self) -> "ResnetUnetParams":
+        if self.weights and not self.weights_sha256:
+            raise ValueError("weights needs weights_sha256 (the SHA-256 of the file, to pin it)")
+        return self
+
+    @property
+    def side_multiple(self) -> int:
+        """Image sides must divide by this (the model pads its input to the encoder's stride itself)."""
+        return self.downscale
+
+
+class TorchvisionParams(Section):
+    downscale: Downscale
+
+    @property
+    def side_multiple(self) -> int:
+        """Image sides must divide by this."""
+        return self.downscale
+
+
+ModelSettings = UnetParams | ResnetUnetParams | TorchvisionParams
+
+
+class ModelsParams(Section):
+    unet: UnetParams
+    resnet_unet: ResnetUnetParams
+    deeplabv3_resnet50: TorchvisionParams
+    fcn_resnet50: TorchvisionParams
+    lraspp_mobilenet_v3_large: TorchvisionParams
+
+
+def model_settings(name: str, raw: dict) -> ModelSettings:
+    """A model's settings section, validated by the class its name takes (as saved in ``model.json``)."""
+    return ModelsParams.model_fields[name].annotation.model_validate(raw)
 
 
 class AugmentParams(Section):
@@ -98,10 +157,6 @@ class AugmentParams(Section):
 
 
 class TrainParams(Section):
-    model: ModelName
-    unet: UnetParams
-    downscale: Annotated[int, Field(ge=1, le=16)]
-    refine: RefineParams
     epochs: PositiveInt
     val_every: PositiveInt
     batch_size: Annotated[int, Field(ge=2)]
@@ -154,9 +209,28 @@ class LossesParams(Section):
     tversky: TverskyParams
 
 
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError("lists a value twice")
+    return values
+
+
 class CompareParams(Section):
-    losses: Annotated[list[LossName], Field(min_length=1)]
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    models: Annotated[list[ModelName], Field(min_length=1), AfterValidator(_distinct)]
+    losses: Annotated[list[LossName], Field(min_length=1), AfterValidator(_distinct)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_distinct)]
+    folds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=20)]
+
+    @model_validator(mode="after")
+    def _folds_count_from_zero(self) -> "CompareParams":
+        if self.folds != list(range(len(self.folds))):
+            raise ValueError(f"folds must be 0..K-1 for K folds, e.g. [0, 1, 2] for 3 (got {self.folds})")
+        return self
+
+    @property
+    def fold_count(self) -> int:
+        """K: 1 is the single train/val/test split of ``data.split``, K >= 2 is K-fold cross-validation."""
+        return len(self.folds)
 
 
 class EvaluateParams(Section):
@@ -179,6 +253,7 @@ class Params(Section):
     data: DataParams
     preprocess: PreprocessParams
     train: TrainParams
+    models: ModelsParams
     losses: LossesParams
     compare: CompareParams
     evaluate: EvaluateParams
@@ -199,22 +274,16 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
-    def _refine_needs_a_downscaled_unet(self) -> "Params":
-        if self.train.refine.width and (self.train.model != "unet" or self.train.downscale == 1):
-            raise ValueError("train.refine.width > 0 needs train.model unet and train.downscale > 1 (it refines a downscaled U-Net)")
-        return self
-
-    @model_validator(mode="after")
-    def _model_fits_image(self) -> "Params":
-        if self.train.model == "unet":
-            factor = self.train.downscale * 2**self.train.unet.depth
-            needed = f"train.downscale * 2**train.unet.depth = {self.train.downscale} * {2**self.train.unet.depth} = {factor}"
-        else:
-            factor = self.train.downscale
-            needed = f"train.downscale = {factor}"
+    def _models_fit_image(self) -> "Params":
         sides = [*self.preprocess.height_width, *([self.train.augment.crop_size] if self.train.augment.crop_size else [])]
-        if any(side % factor for side in sides):
-            raise ValueError(f"preprocess.image_size {self.preprocess.height_width} and train.augment.crop_size must be divisible by {needed}")
+        for name in self.compare.models:
+            settings = getattr(self.models, name)
+            if any(side % settings.side_multiple for side in sides):
+                needed = f"models.{name}.downscale" + (" * 2**depth" if name == "unet" else "")
+                raise ValueError(
+                    f"preprocess.image_size {self.preprocess.height_width} and train.augment.crop_size must be divisible by "
+                    f"{needed} = {settings.side_multiple}"
+                )
         return self
 
 

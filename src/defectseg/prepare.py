@@ -1,9 +1,13 @@
 """The prepare stage: read the raw data, check every pair, split it, write a manifest.
 
 Outputs, written all-or-nothing into one folder: ``manifest.csv`` (id, defect class,
-split, image and mask paths, width, height, defect pixel fraction), ``summary.json``
-(counts per class and split, skipped files) and, for the synthetic source, the
-generated PNG pairs.
+image and mask paths, width, height, defect pixel fraction, and the pair's role in each
+fold: ``fold0`` ... ``fold<K-1>``), ``summary.json`` (counts per class and per fold's
+roles, skipped files) and, for the synthetic source, the generated PNG pairs.
+
+With one fold, ``fold0`` is the train/val/test split of ``data.split``; with K >= 2
+folds (``compare.folds``), fold ``f`` tests the pairs dealt to it and trains and
+validates on the others (``splits.assign_folds``).
 """
 
 import os
@@ -19,10 +23,10 @@ from defectseg.images import read_image, read_mask
 from defectseg.layouts import DEFECT, FREE, Pair, find_pairs
 from defectseg.params import DataParams
 from defectseg.sources import resolve_source
-from defectseg.splits import SPLITS, assign_splits
+from defectseg.splits import SPLITS, assign_folds, assign_splits, fold_column
 from defectseg.synthetic import write_tiles
 
-MANIFEST_COLUMNS = ["id", "defect_class", "split", "image", "mask", "width", "height", "defect_fraction"]
+MANIFEST_COLUMNS = ["id", "defect_class", "image", "mask", "width", "height", "defect_fraction"]
 
 
 def check_pair(pair: Pair, min_side: int, max_pixels: int) -> dict:
@@ -59,18 +63,30 @@ def _refuse_duplicate_ids(pairs: list[Pair]) -> None:
         seen[pair.id] = pair.image
 
 
-def _refuse_empty_splits(splits: list[str], params: DataParams) -> None:
-    """Training needs val (model and threshold choice) and test needs images: refuse a split that leaves one empty."""
-    counts = {name: splits.count(name) for name in SPLITS}
+def _refuse_empty_roles(roles: list[str], fold: int, folds: int, params: DataParams) -> None:
+    """Training needs val (model and threshold choice) and test needs images: refuse a fold that leaves one empty."""
+    counts = {name: roles.count(name) for name in SPLITS}
     empty = [name for name, count in counts.items() if count == 0]
     if empty:
-        fractions = "/".join(f"{getattr(params.split, name):g}" for name in SPLITS)
         found = ", ".join(f"{name} {count}" for name, count in counts.items())
+        if folds == 1:
+            fractions = "/".join(f"{getattr(params.split, name):g}" for name in SPLITS)
+            how = f"split at train/val/test = {fractions}"
+        else:
+            how = f"in fold {fold} of {folds}"
         raise DataError(
             params.source,
-            f"{len(splits)} pairs split at train/val/test = {fractions} leave {' and '.join(empty)} empty ({found}); "
-            "add pairs or change data.split",
+            f"{len(roles)} pairs {how} leave {' and '.join(empty)} empty ({found}); add pairs or change data.split or compare.folds",
         )
+
+
+def assign_roles(manifest: pd.DataFrame, folds: int, params: DataParams) -> list[list[str]]:
+    """Each fold's roles of the manifest's pairs, checked for empty roles."""
+    ids, classes = list(manifest["id"]), list(manifest["defect_class"])
+    roles = [assign_splits(ids, classes, params.split)] if folds == 1 else assign_folds(ids, classes, folds, params.split)
+    for fold, fold_roles in enumerate(roles):
+        _refuse_empty_roles(fold_roles, fold, folds, params)
+    return roles
 
 
 def _check_all(pairs: list[Pair], params: DataParams) -> pd.DataFrame:
@@ -80,22 +96,21 @@ def _check_all(pairs: list[Pair], params: DataParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def count_pairs(manifest: pd.DataFrame, layout: str, skipped: list[Path]) -> dict:
-    """Counts per class and split, plus what was skipped and why."""
-    counts = manifest.groupby(["defect_class", "split"]).size().unstack(fill_value=0)
-    counts = counts.reindex(columns=list(SPLITS), fill_value=0)
+def count_pairs(manifest: pd.DataFrame, folds: int, layout: str, skipped: list[Path]) -> dict:
+    """Counts per class and per fold's roles, plus what was skipped and why."""
     return {
         "layout": layout,
         "pairs": int(len(manifest)),
-        "per_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
-        "per_class": {c: {s: int(v) for s, v in row.items()} for c, row in counts.iterrows()},
+        "folds": folds,
+        "per_fold": [{s: int((manifest[fold_column(f)] == s).sum()) for s in SPLITS} for f in range(folds)],
+        "per_class": {c: int(n) for c, n in manifest["defect_class"].value_counts().sort_index().items()},
         "skipped_non_image_files": len(skipped),
         "skipped_examples": [str(p) for p in skipped[:10]],
     }
 
 
-def prepare_dataset(params: DataParams, out_dir: Path, cache_dir: Path) -> dict:
-    """Run the prepare stage into ``out_dir`` and return the summary."""
+def prepare_dataset(params: DataParams, folds: int, out_dir: Path, cache_dir: Path) -> dict:
+    """Run the prepare stage into ``out_dir`` with ``folds`` folds and return the summary."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         if params.source == "synthetic":
@@ -105,14 +120,13 @@ def prepare_dataset(params: DataParams, out_dir: Path, cache_dir: Path) -> dict:
             found = find_pairs(resolve_source(params.source, params.mtd, cache_dir))
             pairs, layout, skipped = found.pairs, found.layout, found.skipped
         manifest = _check_all(pairs, params)
-        splits = assign_splits(list(manifest["id"]), list(manifest["defect_class"]), params.split)
-        _refuse_empty_splits(splits, params)
-        manifest.insert(2, "split", splits)
+        roles = assign_roles(manifest, folds, params)
         if params.source == "synthetic":
             for column in ("image", "mask"):
                 manifest[column] = [str(out_dir / Path(p).relative_to(tmp)) for p in manifest[column]]
-        manifest = manifest[MANIFEST_COLUMNS].sort_values("id", kind="stable")
+        roles_by_fold = {fold_column(fold): fold_roles for fold, fold_roles in enumerate(roles)}
+        manifest = manifest[MANIFEST_COLUMNS].assign(**roles_by_fold).sort_values("id", kind="stable")
         manifest.to_csv(tmp / "manifest.csv", index=False)
-        summary = count_pairs(manifest, layout, skipped)
+        summary = count_pairs(manifest, folds, layout, skipped)
         write_json(tmp / "summary.json", summary)
     return summary

@@ -4,8 +4,9 @@ Images are resized with an area filter when shrinking and bilinear when enlargin
 Masks are binarized at ``mask_threshold`` at full size, then resized as a coverage
 map (area filter) and kept where at least ``mask_coverage`` of a pixel's source area
 is defect, so a one-pixel crack survives a 2x reduction instead of vanishing.
-Output per split: ``<split>.npz`` with ``images`` and ``masks`` (N, H, W) uint8
-(masks 0/1), ``ids`` and ``classes``.
+Output: ``pairs.npz`` with ``images`` and ``masks`` (N, H, W) uint8 (masks 0/1), ``ids``
+and ``classes`` of every pair in manifest order; each fold's roles stay in the manifest,
+so changing the folds does not change this output.
 """
 
 import os
@@ -20,7 +21,6 @@ from defectseg.atomic import atomic_dir, write_json
 from defectseg.errors import DataError
 from defectseg.images import read_image, read_mask
 from defectseg.params import PreprocessParams
-from defectseg.splits import SPLITS
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -51,26 +51,25 @@ def load_pair(image_path: str, mask_path: str, params: PreprocessParams) -> tupl
     return image, mask
 
 
+PAIRS = "pairs.npz"
+
+
 def preprocess(manifest_path: Path, params: PreprocessParams, out_dir: Path) -> dict:
-    """Run the preprocess stage into ``out_dir``; return counts and defect shares per split."""
+    """Run the preprocess stage into ``out_dir``; return the size, count and defect pixel share."""
     manifest = pd.read_csv(manifest_path, dtype={"id": str})
     if manifest.empty:
         raise DataError(manifest_path, "manifest lists no pairs")
     height, width = params.height_width
-    info = {"height": height, "width": width, "splits": {}}
     with atomic_dir(out_dir) as tmp, ThreadPoolExecutor(os.cpu_count()) as pool:
-        for split in SPLITS:
-            rows = manifest[manifest["split"] == split]
-            pairs = list(pool.map(lambda r: load_pair(r[0], r[1], params), zip(rows["image"], rows["mask"])))
-            images = np.stack([p[0] for p in pairs]) if pairs else np.zeros((0, height, width), np.uint8)
-            masks = np.stack([p[1] for p in pairs]) if pairs else np.zeros((0, height, width), np.uint8)
-            np.savez(
-                tmp / f"{split}.npz",
-                images=images,
-                masks=masks,
-                ids=rows["id"].to_numpy(str),
-                classes=rows["defect_class"].to_numpy(str),
-            )
-            info["splits"][split] = {"count": int(len(rows)), "defect_pixel_share": float(masks.mean()) if pairs else 0.0}
+        pairs = list(pool.map(lambda r: load_pair(r[0], r[1], params), zip(manifest["image"], manifest["mask"])))
+        masks = np.stack([p[1] for p in pairs])
+        np.savez(
+            tmp / PAIRS,
+            images=np.stack([p[0] for p in pairs]),
+            masks=masks,
+            ids=manifest["id"].to_numpy(str),
+            classes=manifest["defect_class"].to_numpy(str),
+        )
+        info = {"height": height, "width": width, "count": len(pairs), "defect_pixel_share": float(masks.mean())}
         write_json(tmp / "info.json", info)
     return info

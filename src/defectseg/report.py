@@ -1,12 +1,13 @@
-"""The report stage: one comparison of the losses, as DVC metrics and a Markdown page.
+"""The report stage: the comparison of models and losses, as DVC metrics and a Markdown page.
 
-Reads every (loss, seed) run named in ``compare`` and writes:
-- ``comparison.json``: the IoU table per loss (seed means), a DVC metric that
-  ``dvc exp show`` and ``dvc metrics diff`` show;
+Reads every (model, loss, seed, fold) run named in ``compare``, pools each (model, loss)
+arm's test predictions over folds and seeds (``pooled``), and writes:
+- ``headline.json``: per arm, pooled IoU, recall and false alarms with intervals, the one
+  DVC metric of the pipeline, so ``dvc exp show`` and ``dvc metrics diff`` lead with it;
+- ``comparison.json``: every pooled figure, per class and per fold, and the verdicts;
 - ``report.md`` with figures and overlays beside it, readable on GitHub as is.
 """
 
-import itertools
 import json
 import shutil
 from dataclasses import dataclass
@@ -16,37 +17,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
 from defectseg.errors import DataError  # noqa: E402
 from defectseg.params import Params  # noqa: E402
-from defectseg.statistics import bootstrap_interval, mean_interval, paired_bootstrap  # noqa: E402
-from defectseg.stage import run_name  # noqa: E402
-
-TABLE_COLUMNS = [
-    ("iou", "test IoU"),
-    ("mean_image_iou", "mean image IoU"),
-    ("detection_recall", "detection R"),
-    ("false_alarm_rate", "false alarms"),
-    ("detection_precision", "detection P"),
-    ("image_auroc", "image AUROC"),
-    ("recall_at_false_alarm_rate", "R at FA rate"),
-    ("dice", "Dice"),
-    ("pixel_precision", "pixel P"),
-    ("pixel_recall", "pixel R"),
-    ("pixel_ap", "pixel AP"),
-    ("miou_2class", "2-class mIoU"),
-]
+from defectseg.pooled import mean_over_seeds, pool_arms, pooled_metrics, verdicts  # noqa: E402
+from defectseg.runs import Run, matrix_runs  # noqa: E402
 
 
 @dataclass(frozen=True)
-class Run:
-    """The evaluated outputs of one (loss, seed) run."""
+class RunOutputs:
+    """The evaluated outputs of one run of the matrix."""
 
-    loss: str
-    seed: int
+    run: Run
     metrics: dict
     per_image: pd.DataFrame
     pr_curve: pd.DataFrame
@@ -58,15 +42,14 @@ def _read_tsv(path: Path, column: str) -> pd.Series:
     return pd.read_csv(path, sep="\t").set_index("step")[column]
 
 
-def load_run(loss: str, seed: int, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) -> Run:
-    """Read one run's metrics, per-image counts, PR curve and training history."""
-    name = run_name(loss, seed)
-    metrics_path = Path(metrics_dir) / f"{name}.json"
+def load_run(run: Run, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) -> RunOutputs:
+    """Read one run's metrics, per-image test counts, PR curve and training history."""
+    metrics_path = Path(metrics_dir) / f"{run.name}.json"
     try:
         metrics = json.loads(metrics_path.read_text())
     except FileNotFoundError:
-        raise DataError(metrics_path, f"run {name} has not been evaluated") from None
-    plots = Path(live_dir) / name / "plots" / "metrics"
+        raise DataError(metrics_path, f"run {run.name} has not been evaluated") from None
+    plots = Path(live_dir) / run.name / "plots" / "metrics"
     history = pd.DataFrame(
         {
             "train_loss": _read_tsv(plots / "train" / "loss.tsv", "loss"),
@@ -74,194 +57,198 @@ def load_run(loss: str, seed: int, metrics_dir: Path, evaluation_dir: Path, live
             "val_iou": _read_tsv(plots / "val" / "iou.tsv", "iou"),
         }
     )
-    folder = Path(evaluation_dir) / name
-    return Run(
-        loss,
-        seed,
-        metrics,
-        pd.read_csv(folder / "per_image.csv", dtype={"id": str}),
-        pd.read_csv(folder / "pr_curve.csv"),
-        history,
-        folder / "overlays",
-    )
+    folder = Path(evaluation_dir) / run.name
+    per_image = pd.read_csv(folder / "per_image.csv", dtype={"id": str})
+    return RunOutputs(run, metrics, per_image, pd.read_csv(folder / "pr_curve.csv"), history, folder / "overlays")
 
 
-def comparison_table(runs: list[Run], confidence: float, samples: int, seed: int) -> dict:
-    """Per loss: seed-mean of each metric on test and train, with intervals where seeds allow,
-    and a bootstrap interval of the test IoU over test images (seeds pooled)."""
-    table = {}
-    for loss, group in itertools.groupby(runs, key=lambda r: r.loss):
-        group = list(group)
-        row = {"seeds": len(group), "threshold": float(np.mean([r.metrics["threshold"] for r in group]))}
-        low, high = bootstrap_interval(_pooled_counts(group), samples, seed, confidence)
-        row["test_iou_bootstrap_low"], row["test_iou_bootstrap_high"] = low, high
-        row["test_images"] = int(len(group[0].per_image))
-        row["test_defect_images"] = int(((group[0].per_image["tp"] + group[0].per_image["fn"]) > 0).sum())
-        for split in ("test", "train"):
-            for key, _ in TABLE_COLUMNS:
-                values = [r.metrics[split][key] for r in group if r.metrics[split][key] is not None]
-                if not values:
-                    continue
-                mean, half = mean_interval(values, confidence)
-                row[f"{split}_{key}"] = mean
-                if half is not None:
-                    row[f"{split}_{key}_ci"] = half
-        for key in ("per_class_iou", "per_class_mean_image_iou"):
-            row[f"test_{key}"] = _seed_mean_per_class([r.metrics["test"][key] for r in group])
-        table[loss] = row
-    return table
-
-
-def _seed_mean_per_class(per_seed: list[dict[str, float]]) -> dict[str, float]:
-    classes = sorted({c for values in per_seed for c in values})
-    return {c: float(np.mean([values[c] for values in per_seed if c in values])) for c in classes}
-
-
-def _pooled_counts(group: list[Run]) -> dict[str, np.ndarray]:
-    """Per-image counts summed over a loss's seeds, in image-id order."""
-    frames = [r.per_image.sort_values("id").reset_index(drop=True) for r in group]
-    return {k: sum(f[k].to_numpy() for f in frames) for k in ("tp", "fp", "fn")}
-
-
-def pairwise_bootstrap(runs: list[Run], samples: int, seed: int, confidence: float) -> dict[str, dict]:
-    """A paired bootstrap of test IoU for every pair of losses, keyed ``<a>_vs_<b>``."""
-    by_loss = {loss: list(group) for loss, group in itertools.groupby(runs, key=lambda r: r.loss)}
+def comparison(outputs: list[RunOutputs], params: Params) -> dict:
+    """The pooled figures per arm, the verdicts, and each arm's test IoU per fold."""
+    report = params.report
+    arms = pool_arms({o.run: o.per_image for o in outputs})
+    pooled = {
+        arm: pooled_metrics(images, params.evaluate.max_false_alarm_rate, report.bootstrap_samples, report.bootstrap_seed, report.confidence)
+        for arm, images in arms.items()
+    }
+    per_fold: dict[str, dict[str, float | None]] = {}
+    for arm in pooled:
+        for fold in params.compare.folds:
+            values = [o.metrics["test"]["iou"] for o in outputs if o.run.arm == arm and o.run.fold == fold]
+            per_fold.setdefault(arm, {})[str(fold)] = mean_over_seeds(values)
+    runs = [o.run for o in outputs]
     return {
-        f"{a}_vs_{b}": paired_bootstrap(_pooled_counts(by_loss[a]), _pooled_counts(by_loss[b]), samples, seed, confidence)
-        for a, b in itertools.combinations(by_loss, 2)
+        "folds": params.compare.fold_count,
+        "arms": pooled,
+        "verdicts": verdicts(arms, runs, report.bootstrap_samples, report.bootstrap_seed, report.confidence),
+        "test_iou_per_fold": per_fold,
     }
 
 
-def _plot_training(runs: list[Run], path: Path) -> None:
+def _interval(pair: tuple[float, float]) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def headline(table: dict) -> dict:
+    """The few figures ``dvc exp show`` leads with: per arm, pooled IoU, recall and false alarms with intervals."""
+    return {
+        arm: {
+            "iou": round(row["iou"], 4),
+            "iou_ci": _interval(row["iou_interval"]),
+            "recall": round(row["detection_recall"], 4),
+            "recall_ci": _interval(row["detection_recall_interval"]),
+            "false_alarms": None if row["false_alarm_rate"] is None else round(row["false_alarm_rate"], 4),
+            "false_alarms_ci": _interval(row["false_alarm_rate_interval"]),
+        }
+        for arm, row in table["arms"].items()
+    }
+
+
+def _plot_training(outputs: list[RunOutputs], path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for run in runs:
-        label = run_name(run.loss, run.seed)
-        epochs = run.history.index + 1
-        validated = run.history["val_iou"].dropna()
+    for output in outputs:
+        label, history = output.run.name, output.history
+        validated = history["val_iou"].dropna()
         left.plot(validated.index + 1, validated, label=label)
-        right.plot(epochs, run.history["train_loss"] / run.history["train_loss"].iloc[0], label=label)
+        right.plot(history.index + 1, history["train_loss"] / history["train_loss"].iloc[0], label=label)
     left.set(title="val defect IoU (best threshold)", xlabel="epoch", ylabel="IoU")
     right.set(title="train loss / first-epoch train loss", xlabel="epoch", ylabel="relative loss")
-    left.legend(fontsize=8)
+    left.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
 
-def _plot_pr(runs: list[Run], path: Path) -> None:
+def _plot_pr(outputs: list[RunOutputs], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(5.5, 4.5))
-    for run in runs:
-        ap = run.metrics["test"]["pixel_ap"]
-        axes.plot(run.pr_curve["recall"], run.pr_curve["precision"], label=f"{run_name(run.loss, run.seed)} (AP {ap:.3f})")
+    for output in outputs:
+        ap = output.metrics["test"]["pixel_ap"]
+        axes.plot(output.pr_curve["recall"], output.pr_curve["precision"], label=f"{output.run.name} (AP {ap:.3f})")
     axes.set(title="test pixel precision-recall", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
 
-def _cell(row: dict, key: str) -> str:
-    if key not in row:
-        return "n/a"
-    half = row.get(f"{key}_ci")
-    return f"{row[key]:.3f} ± {half:.3f}" if half is not None else f"{row[key]:.3f}"
+def _settings_text(name: str, params: Params) -> str:
+    settings = getattr(params.models, name).model_dump()
+    return f"`{name}` (" + ", ".join(f"{k} {v}" for k, v in _flat(settings).items()) + ")"
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _header_lines(params: Params, data_summary: dict) -> list[str]:
-    seeds = len(params.compare.seeds)
+    compare, evaluate = params.compare, params.evaluate
     height, width = params.preprocess.height_width
-    evaluate = params.evaluate
+    folds = compare.fold_count
+    roles = data_summary["per_fold"][0]
+    if folds == 1:
+        design = f"one split (train {roles['train']}, val {roles['val']}, test {roles['test']}); the table covers its test images"
+    else:
+        design = (
+            f"{folds}-fold cross-validation, stratified by defect class: each fold's run trains on the other folds "
+            f"(val carved from them), and the table pools every fold's test predictions, so it covers all "
+            f"{data_summary['pairs']} images once per seed"
+        )
     return [
-        "# Loss comparison",
+        "# Comparison of models and losses",
         "",
-        f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs "
-        f"(train {data_summary['per_split']['train']}, val {data_summary['per_split']['val']}, "
-        f"test {data_summary['per_split']['test']}). The model sees each image resized to {height}x{width}. "
-        f"Model: `{params.train.model}`"
-        + (f" at 1/{params.train.downscale} resolution" if params.train.downscale > 1 else "")
-        + (f", refined by a {params.train.refine.width}-channel full-resolution branch" if params.train.refine.width else "")
-        + f", {params.train.epochs} epochs, {params.train.precision}. "
-        f"Seeds: {', '.join(map(str, params.compare.seeds))}.",
+        f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs; {design}. "
+        f"The models see each image resized to {height}x{width}; {params.train.epochs} epochs, {params.train.precision}. "
+        f"Models: {'; '.join(_settings_text(m, params) for m in compare.models)}. "
+        f"Losses: {', '.join(compare.losses)}. Seeds: {', '.join(map(str, compare.seeds))}.",
         "",
         "**Every figure is measured at each image's own size**: the probability map is resized back "
         "to the original image and compared with the original mask, as `defectseg predict` writes it.",
         "",
-        "The decision of each run is chosen on the val split and then applied unchanged to test and train: "
+        "Each run's decision is chosen on its val part and then applied unchanged to its test part: "
         "the pixel threshold that maximises global defect IoU, and an image gate (images whose highest "
         "defect probability is under it get an empty mask) that lets at most "
         f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
-        + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else "")
-        + (f"Cells show the mean over {seeds} seeds ± the half-width of its {int(params.report.confidence * 100)}% t-interval." if seeds > 1 else "One seed: no interval over seeds."),
+        + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else ""),
         "",
     ]
 
 
-def _test_table_lines(table: dict, confidence: int) -> list[str]:
-    first = next(iter(table.values()))
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _headline_lines(table: dict, confidence: int) -> list[str]:
+    first = next(iter(table["arms"].values()))
     lines = [
-        "## Test split",
+        "## Headline",
         "",
-        f"{first['test_images']} test images, {first['test_defect_images']} of them with defects. "
-        f"The bootstrap column is the {confidence}% interval of test IoU over resampled test images.",
+        f"{first['images']} test images ({first['defect_images']} with defects), seeds pooled. "
+        f"Brackets: {confidence}% bootstrap intervals over images.",
         "",
-        "| loss | " + " | ".join(title for _, title in TABLE_COLUMNS) + f" | test IoU {confidence}% bootstrap | train IoU | threshold |",
-        "|---|" + "---:|" * (len(TABLE_COLUMNS) + 3),
+        "| model | loss | IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for loss, row in table.items():
-        cells = [_cell(row, f"test_{key}") for key, _ in TABLE_COLUMNS]
-        interval = f"[{row['test_iou_bootstrap_low']:.3f}, {row['test_iou_bootstrap_high']:.3f}]"
-        lines.append(f"| {loss} | " + " | ".join(cells) + f" | {interval} | {_cell(row, 'train_iou')} | {row['threshold']:.2f} |")
+    for arm, row in table["arms"].items():
+        model, loss = arm.rsplit("-", 1)
+        lines.append(
+            f"| {model} | {loss} | {row['iou']:.3f} {_interval(row['iou_interval'])} | {_number(row['mean_image_iou'])} "
+            f"| {row['detection_recall']:.3f} {_interval(row['detection_recall_interval'])} "
+            f"| {_number(row['false_alarm_rate'])} {_interval(row['false_alarm_rate_interval'])} "
+            f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} |"
+        )
     return lines
 
 
-def _bootstrap_lines(bootstrap: dict[str, dict], samples: int, confidence: int) -> list[str]:
-    lines = [
-        "",
-        f"## Is the difference real? Paired bootstrap over test images ({samples} resamples)",
-        "",
-        f"| comparison | test IoU difference | {confidence}% interval | significant |",
-        "|---|---:|---:|---|",
-    ]
-    for key, pair in bootstrap.items():
-        a, b = key.split("_vs_")
-        verdict = "yes" if pair["significant"] else "no"
-        lines.append(f"| {a} − {b} | {pair['difference']:+.3f} | [{pair['low']:+.3f}, {pair['high']:+.3f}] | {verdict} |")
+def _verdict_lines(table: dict, samples: int) -> list[str]:
+    lines = ["", f"## Verdicts: paired bootstrap over images ({samples} resamples)", ""]
+    lines += [f"- {v['verdict']}" for v in table["verdicts"]] or ["One arm only: nothing to compare."]
     return lines
 
 
 def _per_class_lines(table: dict, key: str, title: str) -> list[str]:
-    classes = sorted({c for row in table.values() for c in row[key]})
-    lines = ["", f"## {title}", "", "| loss | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
-    for loss, row in table.items():
-        lines.append(f"| {loss} | " + " | ".join(f"{row[key][c]:.3f}" if c in row[key] else "n/a" for c in classes) + " |")
+    arms = table["arms"]
+    classes = sorted({c for row in arms.values() for c in row[key]})
+    lines = ["", f"## {title}", "", "| arm | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+    for arm, row in arms.items():
+        lines.append(f"| {arm} | " + " | ".join(_number(row[key].get(c)) for c in classes) + " |")
     return lines
 
 
-def _picture_lines(runs: list[Run], first_seed: int) -> list[str]:
+def _per_fold_lines(table: dict) -> list[str]:
+    folds = next(iter(table["test_iou_per_fold"].values()))
+    lines = ["", "## Test IoU per fold", "", "| arm | " + " | ".join(f"fold {f}" for f in folds) + " |", "|---|" + "---:|" * len(folds)]
+    for arm, row in table["test_iou_per_fold"].items():
+        lines.append(f"| {arm} | " + " | ".join(_number(v) for v in row.values()) + " |")
+    return lines
+
+
+def _picture_lines(shown: list[RunOutputs]) -> list[str]:
     lines = [
         "",
-        "## Training curves",
+        "## Training curves (first seed, fold 0)",
         "",
         "![training curves](figures/training_curves.png)",
         "",
-        "## Precision-recall on test pixels",
+        "## Precision-recall on test pixels (first seed, fold 0)",
         "",
         "![precision-recall curves](figures/pr_curves.png)",
         "",
-        "## Worst test images",
+        "## Worst test images (first seed, fold 0)",
         "",
         "Each picture: image | truth (green) | prediction: true positives green, false positives red, "
         "false negatives blue. Lowest per-image IoU first, among images with any error.",
         "",
     ]
-    for run in runs:
-        if run.seed != first_seed:
-            continue
-        name = run_name(run.loss, run.seed)
-        pictures = sorted(run.overlays.glob("*.png"))
-        lines += [f"### {name}", ""]
-        lines += [f"![{p.stem}](overlays/{name}/{p.name})" for p in pictures] or ["No test image has an error."]
+    for output in shown:
+        pictures = sorted(output.overlays.glob("*.png"))
+        lines += [f"### {output.run.name}", ""]
+        lines += [f"![{p.stem}](overlays/{output.run.name}/{p.name})" for p in pictures] or ["No test image has an error."]
         lines.append("")
     return lines
 
@@ -269,55 +256,54 @@ def _picture_lines(runs: list[Run], first_seed: int) -> list[str]:
 DEFINITIONS = [
     "## Definitions",
     "",
-    "All figures are counted at each image's original size.",
+    "All figures are counted at each image's original size, on test images only: with K-fold "
+    "cross-validation every image is a test image exactly once (out-of-fold), predicted by the run that "
+    "did not train on it.",
     "",
-    "- **test IoU**: global defect IoU, with intersection and union summed over every test image "
+    "- **IoU**: global defect IoU, with intersection and union summed over every test image "
     "(defect-free ones included, so false alarms count). Large defects dominate it.",
     "- **mean image IoU**: IoU per image, averaged over the images that have defects (each defect image counts once).",
-    "- **detection R**: share of defective images whose predicted mask has any defect pixel (image-level recall).",
+    "- **recall**: share of defective images whose predicted mask has any defect pixel (image-level recall).",
     "- **false alarms**: share of defect-free images with any predicted defect pixel.",
     "- **detection P**: image-level precision of \"has a defect\".",
     "- **image AUROC**: area under the ROC curve of the image score (highest defect probability) for \"has a defect\".",
     "- **R at FA rate**: the highest image-level recall any image-score threshold reaches while flagging at most "
     "`evaluate.max_false_alarm_rate` of the defect-free images (threshold-free, read off the split's own ROC).",
-    "- **Dice**: global pixel F1 of the defect class. **pixel P / R**: global pixel precision and recall.",
-    "- **pixel AP**: average precision of the pixel probabilities (binned into 1000 steps), independent of the threshold.",
-    "- **2-class mIoU**: mean of background IoU and defect IoU; background dominates it, so it reads high.",
+    "- Intervals: percentile intervals of a bootstrap over images (an image keeps all its seeds' predictions). "
+    "A verdict compares two arms on the same resampled images (paired bootstrap of the IoU difference) and calls "
+    "a difference only when its interval excludes zero.",
+    "- Per-run detail (pixel precision and recall, Dice, pixel AP, train and val figures) is in `metrics/runs/<run>.json`.",
     "- Empty cases: IoU and Dice are 1 when truth and prediction are both empty; precision is 1 when nothing is "
     "predicted, recall is 1 when there is nothing to find.",
     "",
 ]
 
 
-def render_markdown(table: dict, bootstrap: dict[str, dict], runs: list[Run], params: Params, data_summary: dict) -> str:
+def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_summary: dict) -> str:
     """The report page; figures and overlays are linked relative to it."""
-    confidence = int(params.report.confidence * 100)
-    lines = _header_lines(params, data_summary) + _test_table_lines(table, confidence)
-    lines += _bootstrap_lines(bootstrap, params.report.bootstrap_samples, confidence)
-    lines += _per_class_lines(table, "test_per_class_iou", "Test IoU per defect class (pooled within the class)")
-    lines += _per_class_lines(table, "test_per_class_mean_image_iou", "Test mean image IoU per defect class")
-    lines += _picture_lines(runs, params.compare.seeds[0])
+    lines = _header_lines(params, data_summary) + _headline_lines(table, int(params.report.confidence * 100))
+    lines += _verdict_lines(table, params.report.bootstrap_samples)
+    lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
+    lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
+    lines += _per_fold_lines(table) + _picture_lines(shown)
     return "\n".join(lines + DEFINITIONS)
 
 
-def build_report(params: Params, metrics_dir: Path, evaluation_dir: Path, live_dir: Path, data_summary_path: Path, report_dir: Path, comparison_path: Path) -> dict:
-    """Write the comparison metric and the report folder; return the comparison table."""
-    runs = [
-        load_run(loss, seed, metrics_dir, evaluation_dir, live_dir)
-        for loss in params.compare.losses
-        for seed in params.compare.seeds
-    ]
-    table = comparison_table(runs, params.report.confidence, params.report.bootstrap_samples, params.report.bootstrap_seed)
-    bootstrap = pairwise_bootstrap(runs, params.report.bootstrap_samples, params.report.bootstrap_seed, params.report.confidence)
+def build_report(params: Params, metrics_dir: Path, evaluation_dir: Path, live_dir: Path, data_summary_path: Path, report_dir: Path, outputs_dir: Path) -> dict:
+    """Write ``headline.json`` (the DVC metric), ``comparison.json`` (every pooled figure) and the report folder; return the comparison."""
+    outputs = [load_run(run, metrics_dir, evaluation_dir, live_dir) for run in matrix_runs(params.compare)]
+    table = comparison(outputs, params)
+    shown = [o for o in outputs if o.run.seed == params.compare.seeds[0] and o.run.fold == 0]
     data_summary = json.loads(Path(data_summary_path).read_text())
     report_dir = Path(report_dir)
     with atomic_dir(report_dir / "figures") as figures:
-        _plot_training(runs, figures / "training_curves.png")
-        _plot_pr(runs, figures / "pr_curves.png")
+        _plot_training(shown, figures / "training_curves.png")
+        _plot_pr(shown, figures / "pr_curves.png")
     with atomic_dir(report_dir / "overlays") as overlays:
-        for run in runs:
-            if run.seed == params.compare.seeds[0] and run.overlays.is_dir():
-                shutil.copytree(run.overlays, overlays / run_name(run.loss, run.seed))
-    write_text(report_dir / "report.md", render_markdown(table, bootstrap, runs, params, data_summary))
-    write_json(comparison_path, {"losses": table, "bootstrap": bootstrap})
+        for output in shown:
+            if output.overlays.is_dir():
+                shutil.copytree(output.overlays, overlays / output.run.name)
+    write_text(report_dir / "report.md", render_markdown(table, shown, params, data_summary))
+    write_json(Path(outputs_dir) / "comparison.json", table)
+    write_json(Path(outputs_dir) / "headline.json", headline(table))
     return table

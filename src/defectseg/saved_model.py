@@ -15,8 +15,8 @@ from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Normalization
 from defectseg.decision import Decision
 from defectseg.errors import DataError
-from defectseg.models import NO_REFINE, build_model
-from defectseg.params import RefineParams, TrainParams, UnetParams
+from defectseg.models import build_model
+from defectseg.params import ModelSettings, model_settings
 
 MODEL_FORMAT = "defectseg-model-1"
 WEIGHTS = "model.pt"
@@ -36,18 +36,13 @@ class SavedModel:
         return Normalization(**self.metadata["normalization"])
 
 
-def save_model(folder: Path, weights: dict, train_params: TrainParams, normalization: Normalization, extra: dict) -> None:
+def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSettings, normalization: Normalization, extra: dict) -> None:
     """Write ``model.pt`` and ``model.json`` into ``folder``, each atomically."""
     folder = Path(folder)
     save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})
     metadata = {
         "format": MODEL_FORMAT,
-        "architecture": {
-            "model": train_params.model,
-            "unet": train_params.unet.model_dump(),
-            "downscale": train_params.downscale,
-            "refine": train_params.refine.model_dump(),
-        },
+        "architecture": {"model": model_name, "settings": settings.model_dump()},
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         **extra,
     }
@@ -81,6 +76,17 @@ def load_decision(folder: Path) -> Decision | None:
         raise DataError(path, f"not a threshold file ({exc})") from None
 
 
+def _settings(architecture: dict) -> dict:
+    """The model's settings section; models saved before ``models.<name>`` existed kept
+    ``unet``, ``downscale`` and ``refine`` beside the name."""
+    if "settings" in architecture:
+        return architecture["settings"]
+    if architecture["model"] == "unet":
+        refine = architecture.get("refine", {"width": 0, "window": 64})
+        return {**architecture["unet"], "downscale": architecture["downscale"], "refine": refine}
+    return {"downscale": architecture["downscale"]}
+
+
 def model_folder(path: Path) -> Path:
     """The model folder for a path that names the folder or a file inside it."""
     path = Path(path)
@@ -108,8 +114,7 @@ def load_model(folder: Path) -> SavedModel:
         raise DataError(folder / WEIGHTS, "not a defectseg model checkpoint")
     arch = metadata["architecture"]
     try:
-        refine = RefineParams(**arch["refine"]) if "refine" in arch else NO_REFINE
-        model = build_model(arch["model"], UnetParams(**arch["unet"]), arch["downscale"], refine)
+        model = build_model(arch["model"], model_settings(arch["model"], _settings(arch)), pretrained=False)
         model.load_state_dict(state["weights"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(meta_path, f"architecture is not usable ({exc})") from None

@@ -1,4 +1,10 @@
-"""Uncertainty of the comparison: intervals over seeds and a paired bootstrap over images."""
+"""Uncertainty of the comparison: intervals over seeds and bootstraps over images.
+
+The bootstraps resample images with replacement; an image counts with every seed's
+prediction of it, so seeds never pass for extra images.
+"""
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -13,37 +19,64 @@ def mean_interval(values: list[float], confidence: float) -> tuple[float, float 
     return float(array.mean()), float(half)
 
 
-def _iou_of_resamples(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    inter = tp[draws].sum(1)
-    union = (tp + fp + fn)[draws].sum(1)
+@dataclass(frozen=True)
+class ImageTotals:
+    """Per image, summed over the seeds that predicted it: pixel counts and how many seeds flagged it."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    flagged: np.ndarray
+    has_defect: np.ndarray
+    seeds: int
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _draws(n: int, samples: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(samples, n))
+
+
+def _iou_of_resamples(totals: ImageTotals, draws: np.ndarray) -> np.ndarray:
+    inter = totals.tp[draws].sum(1)
+    union = (totals.tp + totals.fp + totals.fn)[draws].sum(1)
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
-def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], samples: int, seed: int, confidence: float) -> dict:
-    """Compare global IoU of two models on the same images by resampling the images.
+def _flag_rate_of_resamples(totals: ImageTotals, draws: np.ndarray, defect: bool) -> np.ndarray:
+    """Share of the drawn (defect or defect-free) images' predictions that flag a defect; NaN if none is drawn."""
+    member = totals.has_defect == defect
+    images = member[draws].sum(1) * totals.seeds
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(images > 0, (totals.flagged * member)[draws].sum(1) / images, np.nan)
 
-    ``a`` and ``b`` hold per-image ``tp``, ``fp``, ``fn`` in the same image order. Each
-    resample draws images with replacement and computes both IoUs on the same draw.
-    Returns the observed difference (a - b), its percentile interval, and whether the
-    interval excludes zero.
+
+def bootstrap_intervals(totals: ImageTotals, samples: int, seed: int, confidence: float) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of global IoU, detection recall and false-alarm rate over resampled images."""
+    draws = _draws(len(totals.tp), samples, seed)
+    return {
+        "iou": _percentile_interval(_iou_of_resamples(totals, draws), confidence),
+        "recall": _percentile_interval(_flag_rate_of_resamples(totals, draws, defect=True), confidence),
+        "false_alarms": _percentile_interval(_flag_rate_of_resamples(totals, draws, defect=False), confidence),
+    }
+
+
+def paired_bootstrap(a: ImageTotals, b: ImageTotals, samples: int, seed: int, confidence: float) -> dict:
+    """Compare the global IoU of two arms on the same images by resampling the images.
+
+    ``a`` and ``b`` hold the same images in the same order. Each resample draws images
+    with replacement and computes both IoUs on the same draw. Returns the observed
+    difference (a - b), its percentile interval, and whether the interval excludes zero.
     """
-    n = len(a["tp"])
-    if n != len(b["tp"]):
-        raise ValueError("paired bootstrap needs the same images for both models")
-    draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
-    diffs = _iou_of_resamples(a["tp"], a["fp"], a["fn"], draws) - _iou_of_resamples(b["tp"], b["fp"], b["fn"], draws)
+    n = len(a.tp)
+    if n != len(b.tp):
+        raise ValueError("paired bootstrap needs the same images for both arms")
+    draws = _draws(n, samples, seed)
     every = np.arange(n)[None, :]
-    observed = float((_iou_of_resamples(a["tp"], a["fp"], a["fn"], every) - _iou_of_resamples(b["tp"], b["fp"], b["fn"], every))[0])
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(diffs, [tail, 100 - tail])
-    return {"difference": observed, "low": float(low), "high": float(high), "significant": bool(low > 0 or high < 0)}
-
-
-def bootstrap_interval(counts: dict[str, np.ndarray], samples: int, seed: int, confidence: float) -> tuple[float, float]:
-    """Percentile interval of global IoU over images resampled with replacement."""
-    n = len(counts["tp"])
-    draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
-    ious = _iou_of_resamples(counts["tp"], counts["fp"], counts["fn"], draws)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(ious, [tail, 100 - tail])
-    return float(low), float(high)
+    observed = float((_iou_of_resamples(a, every) - _iou_of_resamples(b, every))[0])
+    low, high = _percentile_interval(_iou_of_resamples(a, draws) - _iou_of_resamples(b, draws), confidence)
+    return {"difference": observed, "low": low, "high": high, "significant": bool(low > 0 or high < 0)}

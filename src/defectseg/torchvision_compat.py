@@ -6,7 +6,7 @@ build (0.28.0). On a CPU-only torch its ``_C`` extension fails to load, and
 ``torchvision/_meta_registrations.py`` registers fake kernels for ``nms`` and ``qnms``
 unconditionally, which needs those operator schemas to exist.
 
-The segmentation models use none of the compiled ops. So, only when the extension
+The segmentation and ResNet models use none of the compiled ops. So, only when the extension
 cannot load, we define the two schemas (with no kernels) before the import; calling
 ``nms`` then fails with torch's own "no kernel" error instead of breaking every
 import. Where a matching torchvision is installed the extension loads and nothing
@@ -50,10 +50,22 @@ def _has_schema(name: str) -> bool:
         return False
 
 
-def segmentation_models() -> ModuleType:
-    """``torchvision.models.segmentation``, importable on CPU-only torch as well."""
+def _make_importable() -> None:
     if not _extension_loads():
         _define_placeholder_schemas()
+
+
+def segmentation_models() -> ModuleType:
+    """``torchvision.models.segmentation``, importable on CPU-only torch as well."""
+    _make_importable()
     from torchvision.models import segmentation
 
     return segmentation
+
+
+def resnet_models() -> ModuleType:
+    """``torchvision.models.resnet``, importable on CPU-only torch as well."""
+    _make_importable()
+    from torchvision.models import resnet
+
+    return resnet

@@ -1,38 +1,37 @@
-"""One training run of the comparison: a (loss, seed) pair, from preprocessed data to saved model."""
+"""One training run of the comparison: a (model, loss, seed, fold), from preprocessed data to saved model."""
 
 import contextlib
+import hashlib
 from pathlib import Path
 
 from dvclive import Live
 
-from defectseg.dataset import load_split
+from defectseg.dataset import load_fold
 from defectseg.distributed import join, leave
 from defectseg.losses import build_loss
 from defectseg.params import Params
 from defectseg.saved_model import save_model
 from defectseg.sources import sha256_of
+from defectseg.runs import Run
 from defectseg.inference import pick_device
 from defectseg.training import RunSpec, fit
 
 
-def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_dir: Path, live_dir: Path) -> dict:
-    """Train the run, write ``model_dir/{model.pt,model.json}``, and return a summary."""
-    data_dir, model_dir = Path(data_dir), Path(model_dir)
-    train_split = load_split(data_dir / "train.npz")
-    val_split = load_split(data_dir / "val.npz")
-    loss_settings = getattr(params.losses, loss_name).model_dump()
-    spec = RunSpec(
-        params.train,
-        loss_name,
-        loss_settings,
-        seed,
-        sha256_of(data_dir / "train.npz") + sha256_of(data_dir / "val.npz"),
-    )
+def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, model_dir: Path, live_dir: Path) -> dict:
+    """Train on the run's fold (its train part; its val part picks the best epoch), write
+    ``model_dir/{model.pt,model.json}``, and return a summary."""
+    model_dir = Path(model_dir)
+    fold = load_fold(pairs_path, manifest_path, run.fold)
+    train_split, val_split = fold["train"], fold["val"]
+    loss_settings = getattr(params.losses, run.loss).model_dump()
+    model_settings = getattr(params.models, run.model)
+    roles = hashlib.sha256(" ".join([*train_split.ids, "|", *val_split.ids]).encode()).hexdigest()
+    spec = RunSpec(params.train, run.model, model_settings, run.loss, loss_settings, run.seed, sha256_of(pairs_path) + roles)
     world = join(pick_device(params.train.device, "train.device"))
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
         with logger as live:
-            result = fit(spec, build_loss(loss_name, params.losses), train_split, val_split, model_dir / "last.pt", live, world)
+            result = fit(spec, build_loss(run.loss, params.losses), train_split, val_split, model_dir / "last.pt", live, world)
             best = result["best"]
             if world.is_main:
                 live.summary["best/epoch"] = best["epoch"]
@@ -46,12 +45,14 @@ def train_run(params: Params, loss_name: str, seed: int, data_dir: Path, model_d
     save_model(
         model_dir,
         best["weights"],
-        params.train,
+        run.model,
+        model_settings,
         result["normalization"],
         {
             "input_size": [int(height), int(width)],
-            "loss": {"name": loss_name, **loss_settings},
-            "seed": seed,
+            "loss": {"name": run.loss, **loss_settings},
+            "seed": run.seed,
+            "fold": run.fold,
             "best_epoch": best["epoch"],
             "best_val_iou": best["val_iou"],
         },

@@ -29,7 +29,7 @@ from defectseg.inference import Compute, pick_device, predict_logits
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model
-from defectseg.params import TrainParams
+from defectseg.params import ModelSettings, TrainParams
 
 CHECKPOINT_FORMAT = "defectseg-checkpoint-1"
 
@@ -43,6 +43,8 @@ class RunSpec:
     """Everything that determines a training run; its fingerprint decides whether to resume."""
 
     params: TrainParams
+    model_name: str
+    model_settings: ModelSettings
     loss_name: str
     loss_settings: dict
     seed: int
@@ -50,7 +52,7 @@ class RunSpec:
 
     def fingerprint(self) -> str:
         blob = json.dumps(
-            [self.params.model_dump(), self.loss_name, self.loss_settings, self.seed, self.data_fingerprint],
+            [self.params.model_dump(), self.model_name, self.model_settings.model_dump(), self.loss_name, self.loss_settings, self.seed, self.data_fingerprint],
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -158,7 +160,7 @@ class Trainer:
         compute = Compute(pick_device(params.device, "train.device"), params.precision == "bf16", params.channels_last)
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(spec.seed)
-        model = compute.place(build_model(params.model, params.unet, params.downscale, params.refine))
+        model = compute.place(build_model(spec.model_name, spec.model_settings))
         optimizer = _optimizer(params, model)
         dataset = SegmentationDataset(train_split, Normalization.of(train_split.images), build_augment(params.augment))
         epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))

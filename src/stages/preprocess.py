@@ -1,4 +1,4 @@
-"""Stage preprocess: resize and binarize every pair once into per-split arrays."""
+"""Stage preprocess: resize and binarize every pair once into one array file."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from defectseg.stage import run_stage
 def main() -> None:
     params = load_params()
     info = preprocess(Path("data/prepared/manifest.csv"), params.preprocess, out_dir=Path("data/preprocessed"))
-    print(f"preprocessed to {info['height']}x{info['width']}: {info['splits']}")
+    print(f"preprocessed {info['count']} pairs to {info['height']}x{info['width']}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage report: the loss comparison as DVC metrics and reports/report.md."""
+"""Stage report: the comparison of models and losses as DVC metrics and reports/report.md."""
 
 from pathlib import Path
 
@@ -16,10 +16,12 @@ def main() -> None:
         live_dir=Path("dvclive"),
         data_summary_path=Path("data/prepared/summary.json"),
         report_dir=Path("reports"),
-        comparison_path=Path("metrics/comparison.json"),
+        outputs_dir=Path("metrics"),
     )
-    for loss, row in table.items():
-        print(f"{loss}: test IoU {row['test_iou']:.4f}")
+    for arm, row in table["arms"].items():
+        print(f"{arm}: IoU {row['iou']:.4f} {row['iou_interval']}, recall {row['detection_recall']:.3f}, false alarms {row['false_alarm_rate']}")
+    for verdict in table["verdicts"]:
+        print(verdict["verdict"])
     print("wrote reports/report.md")
 
 

@@ -1,0 +1,125 @@
+"""Out-of-fold pooling: each (model, loss) arm's test predictions from every fold, measured as one.
+
+With K-fold cross-validation every image is tested exactly once per seed, by the run
+that did not train on it, so an arm's pooled figures cover the whole data set; with a
+single split they cover its test split. Pairs of arms are compared by a paired
+bootstrap over the images, losses within each model and models within each loss.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from defectseg.metrics import (
+    Counts,
+    detection_precision_recall,
+    false_alarm_rate,
+    global_iou,
+    image_auroc,
+    mean_defect_image_iou,
+    per_class_iou,
+    per_class_mean_image_iou,
+    recall_at_false_alarm_rate,
+)
+from defectseg.runs import Run
+from defectseg.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap
+
+COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
+
+
+@dataclass(frozen=True)
+class ArmImages:
+    """An arm's test predictions, one row per (image, seed), sorted by seed then id."""
+
+    rows: pd.DataFrame
+    seeds: int
+
+    @property
+    def counts(self) -> Counts:
+        return Counts(*(self.rows[c].to_numpy() for c in COUNT_COLUMNS))
+
+    def totals(self) -> ImageTotals:
+        """Per image (sorted by id), summed over seeds."""
+        rows = self.rows.assign(flagged=(self.rows["tp"] + self.rows["fp"]) > 0)
+        per_image = rows.groupby("id", sort=True)[["tp", "fp", "fn", "flagged"]].sum()
+        has_defect = rows.groupby("id", sort=True)[["tp", "fn"]].sum().sum(axis=1) > 0
+        return ImageTotals(*(per_image[c].to_numpy() for c in ("tp", "fp", "fn", "flagged")), has_defect.to_numpy(), self.seeds)
+
+
+def pool_arms(per_image: dict[Run, pd.DataFrame]) -> dict[str, ArmImages]:
+    """Each arm's per-image test rows over its folds and seeds.
+
+    Raises ``ValueError`` if a seed tests an image twice, or if the arms cover different images.
+    """
+    arms: dict[str, list[pd.DataFrame]] = {}
+    for run, table in per_image.items():
+        arms.setdefault(run.arm, []).append(table.assign(seed=run.seed, fold=run.fold))
+    pooled = {}
+    for arm, tables in arms.items():
+        rows = pd.concat(tables, ignore_index=True).sort_values(["seed", "id"], kind="stable").reset_index(drop=True)
+        repeated = rows.duplicated(["seed", "id"])
+        if repeated.any():
+            raise ValueError(f"{arm}: image {rows.loc[repeated, 'id'].iloc[0]} is tested in more than one fold")
+        pooled[arm] = ArmImages(rows, rows["seed"].nunique())
+    covered = {arm: frozenset(images.rows["id"]) for arm, images in pooled.items()}
+    if len(set(covered.values())) > 1:
+        raise ValueError(f"arms test different images: {', '.join(f'{a} {len(ids)}' for a, ids in covered.items())}")
+    return pooled
+
+
+def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed: int, confidence: float) -> dict:
+    """The arm's pooled figures, with bootstrap intervals over images for IoU, recall and false alarms."""
+    counts = arm.counts
+    scores = arm.rows["score"].to_numpy()
+    classes = arm.rows["defect_class"].to_numpy(str)
+    precision, recall = detection_precision_recall(counts)
+    intervals = bootstrap_intervals(arm.totals(), samples, seed, confidence)
+    return {
+        "images": int(arm.rows["id"].nunique()),
+        "defect_images": int(arm.rows.loc[counts.has_defect, "id"].nunique()),
+        "seeds": arm.seeds,
+        "iou": global_iou(counts),
+        "iou_interval": intervals["iou"],
+        "mean_image_iou": mean_defect_image_iou(counts),
+        "detection_recall": recall,
+        "detection_recall_interval": intervals["recall"],
+        "false_alarm_rate": false_alarm_rate(counts),
+        "false_alarm_rate_interval": intervals["false_alarms"],
+        "detection_precision": precision,
+        "image_auroc": image_auroc(scores, counts.has_defect),
+        "recall_at_false_alarm_rate": recall_at_false_alarm_rate(scores, counts.has_defect, false_alarm_budget),
+        "per_class_iou": per_class_iou(counts, classes),
+        "per_class_mean_image_iou": per_class_mean_image_iou(counts, classes),
+    }
+
+
+def verdict_line(a: str, b: str, result: dict, confidence: float) -> str:
+    """One plain sentence: which of ``a`` and ``b`` has the higher IoU, by how much, and whether that is real."""
+    percent = f"{confidence:.0%}"
+    if not result["significant"]:
+        return f"{a} vs {b}: no difference detected ({result['difference']:+.3f} IoU, {percent} CI [{result['low']:+.3f}, {result['high']:+.3f}])"
+    if result["difference"] > 0:
+        return f"{a} beats {b} by {result['difference']:+.3f} IoU, {percent} CI [{result['low']:+.3f}, {result['high']:+.3f}]"
+    return f"{b} beats {a} by {-result['difference']:+.3f} IoU, {percent} CI [{-result['high']:+.3f}, {-result['low']:+.3f}]"
+
+
+def verdicts(arms: dict[str, ArmImages], runs: list[Run], samples: int, seed: int, confidence: float) -> list[dict]:
+    """Paired comparisons: every pair of losses within each model, then every pair of models within each loss."""
+    models = list(dict.fromkeys(r.model for r in runs))
+    losses = list(dict.fromkeys(r.loss for r in runs))
+    pairs = [("loss", model, f"{model}-{a}", f"{model}-{b}", a, b) for model in models for a, b in itertools.combinations(losses, 2)]
+    pairs += [("model", loss, f"{a}-{loss}", f"{b}-{loss}", a, b) for loss in losses for a, b in itertools.combinations(models, 2)]
+    result = []
+    for axis, fixed, arm_a, arm_b, label_a, label_b in pairs:
+        outcome = paired_bootstrap(arms[arm_a].totals(), arms[arm_b].totals(), samples, seed, confidence)
+        line = verdict_line(label_a, label_b, outcome, confidence) + f" ({'model' if axis == 'loss' else 'loss'} {fixed})"
+        result.append({"axis": axis, "a": arm_a, "b": arm_b, **outcome, "verdict": line})
+    return result
+
+
+def mean_over_seeds(values: list[float | None]) -> float | None:
+    """Mean of the values that exist (a run with nothing to measure reports None)."""
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
