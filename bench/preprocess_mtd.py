@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
-        summary = prepare_dataset(params.data, tmp / "prepared", tmp / "cache")
+        summary = prepare_dataset(params.data, 1, tmp / "prepared", tmp / "cache")
         prepared = time.perf_counter()
         preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
         done = time.perf_counter()

@@ -25,13 +25,14 @@ CHILD = textwrap.dedent(
     from defectseg.params import parse_params
     from defectseg.prepare import prepare_dataset
     from defectseg.preprocess import preprocess
+    from defectseg.runs import Run
     from defectseg.train_run import train_run
     raw = yaml.safe_load(Path(sys.argv[1]).read_text())
     tmp = Path(sys.argv[2])
     params = parse_params(raw)
-    prepare_dataset(params.data, tmp / "prepared", tmp / "cache")
+    prepare_dataset(params.data, 1, tmp / "prepared", tmp / "cache")
     preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
-    train_run(params, "dicebce", 0, tmp / "pre", tmp / "model", tmp / "live")
+    train_run(params, Run("unet", "dicebce", 0, 0), tmp / "pre" / "pairs.npz", tmp / "prepared" / "manifest.csv", tmp / "model", tmp / "live")
     """
 )
 

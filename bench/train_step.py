@@ -1,18 +1,19 @@
 """Benchmark: images/s of one training step for each model at the default size.
 
 Run: .venv/bin/python bench/train_step.py [--steps N]
-Uses params.yaml's image size, batch size and U-Net shape; measures fp32 and the
+Uses params.yaml's image size, batch size and each model's settings section; measures fp32 and the
 configured precision/memory format in the same run, and prints their ratio.
 """
 
 import argparse
 import time
+import typing
 
 import torch
 
 from defectseg.losses import build_loss
-from defectseg.models import NO_REFINE, TORCHVISION_MODELS, build_model
-from defectseg.params import load_params
+from defectseg.models import build_model
+from defectseg.params import ModelName, load_params
 from defectseg.inference import Compute, pick_device
 
 
@@ -20,7 +21,7 @@ def images_per_second(model_name: str, compute: Compute, params, steps: int) -> 
     torch.manual_seed(0)
     height, width = params.preprocess.height_width
     batch = params.train.batch_size
-    model = compute.place(build_model(model_name, params.train.unet, params.train.downscale, params.train.refine if model_name == "unet" else NO_REFINE))
+    model = compute.place(build_model(model_name, getattr(params.models, model_name)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = build_loss("dicebce", params.losses)
     images = compute.put(torch.randn(batch, 1, height, width))
@@ -49,7 +50,7 @@ def main() -> None:
     height, width = params.preprocess.height_width
     print(f"device {device}, {torch.get_num_threads()} threads, {height}x{width}, batch {params.train.batch_size}")
     print(f"{'model':28s} {'fp32 img/s':>11s} {'configured img/s':>17s} {'ratio':>6s}")
-    for name in ("unet", *TORCHVISION_MODELS):
+    for name in typing.get_args(ModelName):
         slow = images_per_second(name, plain, params, args.steps)
         fast = images_per_second(name, configured, params, args.steps)
         print(f"{name:28s} {slow:11.1f} {fast:17.1f} {fast / slow:6.2f}x", flush=True)

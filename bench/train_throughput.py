@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from defectseg.augment import build_augment
-from defectseg.dataset import Normalization, SegmentationDataset, load_split
+from defectseg.dataset import Normalization, SegmentationDataset, load_fold
 from defectseg.losses import build_loss
 from defectseg.models import UNet
 from defectseg.params import parse_params
@@ -80,17 +80,17 @@ def bf16_accuracy(raw: dict, tmp: Path) -> dict[str, float]:
     raw["data"]["synthetic"].update(count=160, tile_size=64)
     raw["preprocess"]["image_size"] = 64
     raw["train"].update(epochs=8, batch_size=16, device="cpu")
-    raw["train"]["unet"].update(base_width=8, depth=3)
+    raw["models"]["unet"].update(base_width=8, depth=3)
     results = {}
     for precision in ("fp32", "bf16"):
         raw["train"]["precision"] = precision
         params = parse_params(raw)
-        prepare_dataset(params.data, tmp / "syn" / "prepared", tmp / "cache")
+        prepare_dataset(params.data, 1, tmp / "syn" / "prepared", tmp / "cache")
         preprocess(tmp / "syn" / "prepared" / "manifest.csv", params.preprocess, tmp / "syn" / "pre")
-        spec = RunSpec(params.train, "dicebce", {}, 0, precision)
+        spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, precision)
         with Live(dir=str(tmp / precision), dvcyaml=None, save_dvc_exp=False) as live:
-            result = fit(spec, build_loss("dicebce", params.losses), load_split(tmp / "syn" / "pre" / "train.npz"),
-                         load_split(tmp / "syn" / "pre" / "val.npz"), tmp / precision / "last.pt", live)  # fmt: skip
+            fold = load_fold(tmp / "syn" / "pre" / "pairs.npz", tmp / "syn" / "prepared" / "manifest.csv", 0)
+            result = fit(spec, build_loss("dicebce", params.losses), fold["train"], fold["val"], tmp / precision / "last.pt", live)
         results[precision] = result["best"]["val_iou"]
     return results
 
@@ -109,11 +109,11 @@ def main() -> None:
     loss_fn = build_loss("dicebce", params.losses)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        prepare_dataset(params.data, tmp / "prepared", tmp / "cache")
+        prepare_dataset(params.data, 1, tmp / "prepared", tmp / "cache")
         manifest = pd.read_csv(tmp / "prepared" / "manifest.csv")
-        manifest = manifest[manifest["split"] == "train"]
+        manifest = manifest[manifest["fold0"] == "train"]
         preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
-        train = load_split(tmp / "pre" / "train.npz")
+        train = load_fold(tmp / "pre" / "pairs.npz", tmp / "prepared" / "manifest.csv", 0)["train"]
         generator = torch.Generator().manual_seed(0)
 
         torch.manual_seed(0)

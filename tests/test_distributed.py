@@ -28,13 +28,13 @@ def runs(tmp_path_factory):
     results = {}
     for processes in (1, 2):
         repo.set_params(**{"train.processes": processes})
-        result = repo.run("dvc", "repro", "train@dicebce-0")
-        history = (repo.root / "dvclive" / "dicebce-seed0" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
+        result = repo.run("dvc", "repro", "train@unet-dicebce-0-0")
+        history = (repo.root / "dvclive" / "unet-dicebce-seed0-fold0" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
         results[processes] = {
             "stderr": result.stderr,
-            "summary": json.loads((repo.root / "dvclive" / "dicebce-seed0" / "metrics.json").read_text()),
+            "summary": json.loads((repo.root / "dvclive" / "unet-dicebce-seed0-fold0" / "metrics.json").read_text()),
             "losses": [float(line.split("\t")[1]) for line in history.splitlines()[1:]],
-            "model": (repo.root / "models" / "dicebce-seed0" / "model.json").is_file(),
+            "model": (repo.root / "models" / "unet-dicebce-seed0-fold0" / "model.json").is_file(),
         }
     return results
 

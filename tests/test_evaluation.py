@@ -35,7 +35,7 @@ def write_data(folder: Path, invert: tuple[str, ...] = (), offsets=(0, 100, 200)
             stem = f"{split}{offset + i}"
             image = write_png(folder / "pairs" / f"{stem}.png", tile.image)
             mask_path = write_png(folder / "pairs" / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
-            rows.append({"id": stem, "defect_class": tile.defect_class, "split": split, "image": str(image), "mask": str(mask_path)})
+            rows.append({"id": stem, "defect_class": tile.defect_class, "fold0": split, "image": str(image), "mask": str(mask_path)})
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     preprocess(folder / "manifest.csv", params_with(**{"preprocess.image_size": 32}).preprocess, folder / "pre")
     return folder
@@ -45,11 +45,11 @@ def write_data(folder: Path, invert: tuple[str, ...] = (), offsets=(0, 100, 200)
 def model_dir(tmp_path):
     params = params_with(**{"models.unet.base_width": 4, "models.unet.depth": 2})
     torch.manual_seed(0)
-    model = build_model("unet", params.train.unet)
+    model = build_model("unet", params.models.unet)
     with torch.no_grad():
         model.head.weight.mul_(30)  # spread the untrained model's probabilities over (0, 1)
     folder = tmp_path / "model"
-    save_model(folder, model.state_dict(), params.train, Normalization(0.5, 0.2), {"input_size": [32, 32], "best_epoch": 1})
+    save_model(folder, model.state_dict(), "unet", params.models.unet, Normalization(0.5, 0.2), {"input_size": [32, 32], "best_epoch": 1})
     return folder
 
 
@@ -60,7 +60,7 @@ def data(tmp_path):
 
 def run(tmp_path, model_dir, data, name, **overrides):
     params = params_with(**{"evaluate.device": "cpu", "evaluate.worst_overlays": 3, "evaluate.max_false_alarm_rate": 1.0, **overrides})
-    return evaluate_run(model_dir, data / "pre", data / "manifest.csv", 127, params.evaluate, tmp_path / f"{name}.json", tmp_path / name)
+    return evaluate_run(model_dir, data / "pre" / "pairs.npz", data / "manifest.csv", 0, 127, params.evaluate, tmp_path / f"{name}.json", tmp_path / name)
 
 
 def test_choose_threshold_maximises_iou_on_the_grid_over_maps_of_any_size():

@@ -34,11 +34,11 @@ def test_named_experiment_is_listed_and_its_models_can_be_applied_and_used(tiny_
     assert ref.endswith("/tiny-bce")
     shown = tiny_repo.run("dvc", "exp", "show", "--csv").stdout
     assert "tiny-bce" in shown
-    assert list(json.loads(read_file(ref, "metrics/comparison.json", tiny_repo.root))["losses"]) == ["bce"]
+    assert list(json.loads(read_file(ref, "metrics/headline.json", tiny_repo.root))) == ["unet-bce"]
     assert "reports/figures/pr_curves.png" in files_in(ref, "reports/figures", tiny_repo.root)
-    assert not (tiny_repo.root / "models" / "bce-seed0" / "model.pt").exists(), "--temp leaves the workspace alone"
+    assert not (tiny_repo.root / "models" / "unet-bce-seed0-fold0" / "model.pt").exists(), "--temp leaves the workspace alone"
     tiny_repo.run("dvc", "exp", "apply", "tiny-bce")
-    model = tiny_repo.root / "models" / "bce-seed0"
+    model = tiny_repo.root / "models" / "unet-bce-seed0-fold0"
     assert (model / "threshold.json").is_file()
     image = write_png(tmp_path / "new" / "tile.png", gray(40, 40))
     outcome = predict(model, [image], tmp_path / "masks", None, 2, False, "cpu")

@@ -193,14 +193,13 @@ def test_bad_source_fails_naming_it(repo, tmp_path, setup, needle):
         ({"train.epochs": "ten"}, "train.epochs: Input should be a valid integer"),
         ({"train.epochs": -3}, "train.epochs: Input should be greater than 0"),
         ({"compare.losses": ["bce", "hinge"]}, "compare.losses.1: Input should be"),
-        ({"train.model": "resnet9000"}, "train.model: Input should be"),
+        ({"compare.models": ["resnet9000"]}, "compare.models.0: Input should be"),
     ],
 )
 def test_bad_params_fail_naming_the_key(repo, overrides, needle):
     repo.set_params(**{"data.source": "synthetic", **overrides})
     line = assert_fails_cleanly(repo, needle)
     assert line.startswith("error: params.yaml: ")
-    repo.set_params(**TINY, **{"train.epochs": 20, "train.model": "unet", "compare.losses": ["bce", "dice", "dicebce"]})
     repo.run("git", "checkout", "params.yaml")
 
 
@@ -209,13 +208,13 @@ def preprocessed_bce_run(repo, epochs: int):
     repo.run("git", "checkout", "params.yaml")
     repo.set_params(**{"train.epochs": epochs, "compare.losses": ["bce"]})
     repo.run("dvc", "repro", "preprocess")
-    return repo.root / "models" / "bce-seed0" / "last.pt"
+    return repo.root / "models" / "unet-bce-seed0-fold0" / "last.pt"
 
 
 def test_killed_training_resumes_from_last_saved_epoch(repo):
     last = preprocessed_bce_run(repo, epochs=12)
     env = {**os.environ, "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}"}
-    process = subprocess.Popen(["dvc", "repro", "train@bce-0"], cwd=repo.root, env=env, start_new_session=True,
+    process = subprocess.Popen(["dvc", "repro", "train@unet-bce-0-0"], cwd=repo.root, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (last.exists() and len(load_checkpoint(last)["history"]) >= 2):
@@ -224,11 +223,11 @@ def test_killed_training_resumes_from_last_saved_epoch(repo):
     process.wait()
     saved = len(load_checkpoint(last)["history"])
     assert 2 <= saved < 12, "the kill must land in the middle of training"
-    result = repo.run("dvc", "repro", "evaluate@bce-0")
+    result = repo.run("dvc", "repro", "evaluate@unet-bce-0-0")
     assert f"resuming after epoch {saved} of 12" in result.stderr
     assert "epoch 12/12" in result.stderr and f"epoch {saved}/12" not in result.stderr
     assert len(load_checkpoint(last)["history"]) == 12
-    assert (repo.root / "metrics" / "runs" / "bce-seed0.json").read_text().startswith("{")
+    assert (repo.root / "metrics" / "runs" / "unet-bce-seed0-fold0.json").read_text().startswith("{")
 
 
 def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_path):
@@ -236,7 +235,7 @@ def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_pat
     source = make_plain(tmp_path / "six", n=6)
     repo.set_params(**{"data.source": str(source)})
     line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave val and test empty")
-    assert "(train 6, val 0, test 0)" in line and "data.split" in line
+    assert "(train 6, val 0, test 0)" in line and "data.split or compare.folds" in line
     repo.run("git", "checkout", "params.yaml")
 
 
@@ -256,7 +255,7 @@ def test_damaged_resume_file_is_discarded_with_a_warning(repo):
 def saved_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("saved") / "model"
     params = params_with(**{"models.unet.base_width": 4, "models.unet.depth": 2})
-    save_model(folder, build_model("unet", params.train.unet).state_dict(), params.train, Normalization(0.5, 0.2), {"input_size": [32, 32], "best_epoch": 1})
+    save_model(folder, build_model("unet", params.models.unet).state_dict(), "unet", params.models.unet, Normalization(0.5, 0.2), {"input_size": [32, 32], "best_epoch": 1})
     save_decision(folder, Decision(0.5), "val", 0.0)
     return folder
 

@@ -31,13 +31,12 @@ def test_flip_tta_averages_the_image_and_its_mirror_images(tmp_path):
     from defectseg.dataset import Normalization
     from defectseg.inference import Compute, predict_probabilities
     from defectseg.models import build_model
-    from defectseg.params import UnetParams
     from defectseg.saved_model import load_model, save_model
     from conftest import params_with
 
     torch.manual_seed(0)
     params = params_with(**{"models.unet.base_width": 4, "models.unet.depth": 2})
-    save_model(tmp_path, build_model("unet", UnetParams(base_width=4, depth=2)).state_dict(), params.train, Normalization(0.5, 0.2), {"input_size": [16, 16]})
+    save_model(tmp_path, build_model("unet", params.models.unet).state_dict(), "unet", params.models.unet, Normalization(0.5, 0.2), {"input_size": [16, 16]})
     saved = load_model(tmp_path)
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8)
     compute = Compute(torch.device("cpu"))

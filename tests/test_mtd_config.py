@@ -14,6 +14,7 @@ from defectseg.metrics import Counts
 from defectseg.params import apply_overrides, parse_params
 from defectseg.predict import predict
 from defectseg.prepare import prepare_dataset
+from defectseg.runs import Run
 from defectseg.preprocess import preprocess
 from defectseg.saved_model import load_model
 from defectseg.train_run import train_run
@@ -29,25 +30,41 @@ def mtd_params(**extra):
 def test_mtd_config_sets_only_known_keys_to_valid_values():
     params = mtd_params()
     assert params.preprocess.height_width == (224, 224)
-    assert params.train.downscale == 4 and params.train.refine.width > 0
+    assert params.models.unet.downscale == 4 and params.models.unet.refine.width > 0
+
+
+@pytest.mark.parametrize(
+    ("layers", "models", "folds"),
+    [
+        (["mtd-cv-losses.yaml"], ["unet"], [0, 1, 2]),
+        (["mtd-cv-losses.yaml", "mtd-cv-models.yaml"], ["unet", "resnet_unet", "lraspp_mobilenet_v3_large"], [0, 1, 2]),
+    ],
+)
+def test_cross_validated_mtd_configs_layer_on_the_quality_config(layers, models, folds):
+    extra = {}
+    for name in layers:
+        extra.update(yaml.safe_load((REPO / "configs" / name).read_text()))
+    params = mtd_params(**extra)
+    assert params.compare.models == models and params.compare.folds == folds
+    assert params.models.unet == mtd_params().models.unet
     assert params.evaluate.flip_tta and params.evaluate.min_region_share == 0
 
 
 @pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
 def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_path: Path):
     params = mtd_params(**{"data.source": str(MTD), "train.epochs": 2, "train.device": "cpu", "evaluate.device": "cpu"})
-    prepare_dataset(params.data, tmp_path / "prepared", tmp_path / "cache")
+    prepare_dataset(params.data, 1, tmp_path / "prepared", tmp_path / "cache")
     preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
-    summary = train_run(params, "dicebce", 0, tmp_path / "pre", tmp_path / "model", tmp_path / "live")
+    summary = train_run(params, Run("unet", "dicebce", 0, 0), tmp_path / "pre" / "pairs.npz", tmp_path / "prepared" / "manifest.csv", tmp_path / "model", tmp_path / "live")
     assert summary["epochs"] == 2 and 0 < summary["best_val_iou"] <= 1
     saved = load_model(tmp_path / "model")
     assert saved.metadata["input_size"] == [224, 224]
-    assert saved.metadata["architecture"]["downscale"] == 4 and saved.metadata["architecture"]["refine"]["width"] == 16
+    assert saved.metadata["architecture"]["settings"]["downscale"] == 4 and saved.metadata["architecture"]["settings"]["refine"]["width"] == 16
     few = tmp_path / "few.csv"
     manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})
-    pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("split")).to_csv(few, index=False)
+    pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)
     preprocess(few, params.preprocess, tmp_path / "few")
-    evaluate_run(tmp_path / "model", tmp_path / "few", few, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
+    evaluate_run(tmp_path / "model", tmp_path / "few" / "pairs.npz", few, 0, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
     counted = pd.read_csv(tmp_path / "ev" / "per_image.csv", dtype={"id": str})
     rows = manifest.set_index("id").loc[counted["id"]]
     assert len(rows) >= 10 and rows["width"].nunique() > 1, "test images of several native sizes"

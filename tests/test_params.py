@@ -51,17 +51,24 @@ def test_size_accepts_height_and_width():
         (
             {"preprocess.image_size": 72},
             "params.yaml: preprocess.image_size (72, 72) and train.augment.crop_size must be divisible by "
-            "train.downscale * 2**train.unet.depth = 1 * 16 = 16",
+            "models.unet.downscale * 2**depth = 16",
         ),
-        ({"models.unet.downscale": 4, "train.augment.crop_size": 96}, "must be divisible by train.downscale * 2**train.unet.depth = 4 * 16 = 64"),
-        ({"train.model": "fcn_resnet50", "models.unet.downscale": 3}, "preprocess.image_size (128, 128) and train.augment.crop_size must be divisible by train.downscale = 3"),
+        ({"models.unet.downscale": 4, "train.augment.crop_size": 96}, "must be divisible by models.unet.downscale * 2**depth = 64"),
+        (
+            {"compare.models": ["fcn_resnet50"], "models.fcn_resnet50.downscale": 3},
+            "preprocess.image_size (128, 128) and train.augment.crop_size must be divisible by models.fcn_resnet50.downscale = 3",
+        ),
         ({"train.augment.crop_size": 256}, "params.yaml: train.augment.crop_size 256 is larger than preprocess.image_size"),
-        ({"train.augment.crop_size": 40}, "train.augment.crop_size must be divisible by train.downscale * 2**train.unet.depth = 1 * 16 = 16"),
-        ({"models.unet.refine.width": 8}, "train.refine.width > 0 needs train.model unet and train.downscale > 1"),
-        ({"models.unet.refine.width": 8, "models.unet.downscale": 2, "train.model": "fcn_resnet50"}, "train.refine.width > 0 needs train.model unet"),
+        ({"train.augment.crop_size": 40}, "train.augment.crop_size must be divisible by models.unet.downscale * 2**depth = 16"),
+        ({"models.unet.refine.width": 8}, "models.unet: refine.width > 0 needs downscale > 1"),
         ({"train.augment.crop_defect_share": 1.5}, "train.augment.crop_defect_share: Input should be less than or equal to 1"),
         ({"train.epochs": -1}, "params.yaml: train.epochs: Input should be greater than 0 (got -1)"),
-        ({"train.model": "resnet"}, "train.model: Input should be 'unet'"),
+        ({"compare.models": ["resnet"]}, "compare.models.0: Input should be 'unet'"),
+        ({"compare.models": ["unet", "unet"]}, "compare.models: lists a value twice"),
+        ({"compare.folds": 3}, "compare.folds: Input should be a valid list"),
+        ({"compare.folds": [1, 2]}, "compare: folds must be 0..K-1 for K folds, e.g. [0, 1, 2] for 3 (got [1, 2])"),
+        ({"models.resnet_unet.weights": "https://example.com/r18.pth"}, "models.resnet_unet: weights needs weights_sha256"),
+        ({"models.resnet_unet.encoder": "resnet50"}, "models.resnet_unet.encoder: Input should be 'resnet18' or 'resnet34'"),
         ({"compare.losses": ["bce", "hinge"]}, "compare.losses.1: Input should be 'bce'"),
     ],
 )
@@ -70,6 +77,15 @@ def test_cross_section_and_training_errors_read_as_one_line(overrides, message):
         parse_params(override(default_params_dict(), overrides))
     assert str(caught.value).startswith(message) or message in str(caught.value)
     assert "\n" not in str(caught.value) and "'data':" not in str(caught.value)
+
+
+def test_an_unused_models_section_is_still_checked_but_not_sized():
+    params = parse_params(override(default_params_dict(), {"models.fcn_resnet50.downscale": 3}))
+    assert params.compare.models == ["unet"] and params.models.fcn_resnet50.downscale == 3
+
+
+def test_fold_count_is_the_length_of_compare_folds():
+    assert parse_params(override(default_params_dict(), {"compare.folds": [0, 1, 2]})).compare.fold_count == 3
 
 
 def test_missing_params_file_is_a_clear_error(tmp_path):

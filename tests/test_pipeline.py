@@ -25,14 +25,14 @@ def ran(result) -> set[str]:
 def test_repro_runs_every_stage_and_writes_the_three_loss_report(reproduced):
     repo, first = reproduced
     assert ran(first) == {
-        "prepare", "preprocess", "train@bce-0", "train@dice-0", "train@dicebce-0",
-        "evaluate@bce-0", "evaluate@dice-0", "evaluate@dicebce-0", "report",
+        "prepare", "preprocess", "train@unet-bce-0-0", "train@unet-dice-0-0", "train@unet-dicebce-0-0",
+        "evaluate@unet-bce-0-0", "evaluate@unet-dice-0-0", "evaluate@unet-dicebce-0-0", "report",
     }  # fmt: skip
     report = (repo.root / "reports" / "report.md").read_text()
     for loss in ("bce", "dice", "dicebce"):
-        assert re.search(rf"^\| {loss} \| \d\.\d{{3}} \|", report, re.MULTILINE), report
+        assert re.search(rf"^\| unet \| {loss} \| \d\.\d{{3}} \[", report, re.MULTILINE), report
     comparison = json.loads((repo.root / "metrics" / "comparison.json").read_text())
-    assert set(comparison["losses"]) == {"bce", "dice", "dicebce"}
+    assert set(comparison["arms"]) == {"unet-bce", "unet-dice", "unet-dicebce"}
 
 
 def test_second_repro_does_nothing(reproduced):
@@ -43,16 +43,18 @@ def test_second_repro_does_nothing(reproduced):
 
 def test_metrics_are_visible_to_dvc(reproduced):
     repo, _ = reproduced
-    shown = repo.run("dvc", "metrics", "show", "--json").stdout
-    assert "test_iou" in shown and "threshold" in shown
+    shown = json.loads(repo.run("dvc", "metrics", "show", "--json").stdout)
+    (workspace,) = shown.values()
+    assert list(workspace["data"]) == ["metrics/headline.json"]
+    assert set(workspace["data"]["metrics/headline.json"]["data"]["unet-bce"]) == {"iou", "iou_ci", "recall", "recall_ci", "false_alarms", "false_alarms_ci"}
 
 
 def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reproduced):
     repo, _ = reproduced
-    outputs = [*(repo.root / "metrics" / "runs").glob("*.json"), repo.root / "models" / "bce-seed0" / "model.pt"]
+    outputs = [*(repo.root / "metrics" / "runs").glob("*.json"), repo.root / "models" / "unet-bce-seed0-fold0" / "model.pt"]
     before = {p.name: p.read_bytes() for p in outputs}
-    (repo.root / "models" / "bce-seed0" / "last.pt").unlink()
-    result = repo.run("dvc", "repro", "--force", "train@bce-0", "evaluate@bce-0")
+    (repo.root / "models" / "unet-bce-seed0-fold0" / "last.pt").unlink()
+    result = repo.run("dvc", "repro", "--force", "train@unet-bce-0-0", "evaluate@unet-bce-0-0")
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr
     after = {p.name: p.read_bytes() for p in outputs}
     assert after == before
@@ -61,9 +63,9 @@ def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reprodu
 def test_one_loss_setting_reruns_only_that_branch_and_the_report(reproduced):
     repo, _ = reproduced
     result = repo.run("dvc", "exp", "run", "-S", "losses.dice.smooth=2.0")
-    assert ran(result) == {"train@dice-0", "evaluate@dice-0", "report"}
+    assert ran(result) == {"train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report"}
     header = repo.run("dvc", "exp", "show", "--csv", "--no-pager").stdout.splitlines()[0].split(",")
-    assert {"losses.bce.test_iou", "losses.dice.test_iou", "losses.dicebce.test_iou"} <= set(header)
+    assert {"unet-bce.iou", "unet-dice.iou", "unet-dicebce.iou"} <= set(header)
 
 
 def test_pr_report_names_the_changed_param_and_metric(reproduced):
@@ -73,11 +75,11 @@ def test_pr_report_names_the_changed_param_and_metric(reproduced):
     repo.commit("bce pos_weight 2")
     repo.run("python", "-m", "defectseg.pr_report", "--base", "HEAD~1", "--out", "comment.md")
     comment = (repo.root / "comment.md").read_text()
-    params_part = comment.split("## Params")[1].split("## Loss comparison")[0]
+    params_part = comment.split("## Params")[1].split("## Comparison")[0]
     metrics_part = comment.split("## Metrics")[1].split("## Params")[0]
     assert "losses.bce.pos_weight" in params_part and "| 1.0 " in params_part and "| 2.0 " in params_part
-    assert "losses.bce.test_iou" in metrics_part and "metrics/comparison.json" in metrics_part
-    assert "| bce |" in comment.split("## Loss comparison")[1]
+    assert "unet-bce.iou" in metrics_part and "metrics/headline.json" in metrics_part
+    assert "| unet | bce |" in comment.split("## Comparison")[1]
 
 
 def test_two_queued_experiments_run_side_by_side(reproduced):
@@ -98,5 +100,5 @@ def test_two_queued_experiments_run_side_by_side(reproduced):
     repo.run("dvc", "queue", "stop", check=False)
     assert status.count("Success") == 2 and "Failed" not in status, status
     rows = list(csv.DictReader(repo.run("dvc", "exp", "show", "--csv", "--no-pager").stdout.splitlines()))
-    finished = {row["train.lr"]: row["losses.bce.test_iou"] for row in rows if row["typ"].startswith("branch")}
+    finished = {row["train.lr"]: row["unet-bce.iou"] for row in rows if row["typ"].startswith("branch")}
     assert set(finished) == {"0.01", "0.002"} and all(float(v) >= 0 for v in finished.values())

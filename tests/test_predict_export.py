@@ -26,11 +26,11 @@ from test_training import tiny_params, tiny_split
 
 def _trained_model(root: Path, **overrides) -> Path:
     params = tiny_params(**{"train.epochs": 2, **overrides})
-    spec = RunSpec(params.train, "dicebce", {}, 0, "data")
+    spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, "data")
     with Live(dir=str(root / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         result = fit(spec, build_loss("dicebce", params.losses), tiny_split(12, 0), tiny_split(4, 50), root / "last.pt", live)
     folder = root / "model"
-    save_model(folder, result["best"]["weights"], params.train, result["normalization"], {"input_size": [32, 32], "best_epoch": 2})
+    save_model(folder, result["best"]["weights"], "unet", params.models.unet, result["normalization"], {"input_size": [32, 32], "best_epoch": 2})
     save_decision(folder, Decision(0.5), "val", 0.0)
     return folder
 

@@ -11,13 +11,13 @@ from conftest import MTD, gray, make_plain, params_with, write_png
 from defectseg.errors import DataError
 from defectseg.params import SplitParams
 from defectseg.prepare import MANIFEST_COLUMNS, prepare_dataset
-from defectseg.splits import assign_splits
+from defectseg.splits import assign_folds, assign_splits
 from defectseg.synthetic import make_tile
 
 
 def run_prepare(tmp_path, source, **overrides):
     params = params_with(**{"data.source": str(source), **overrides})
-    return prepare_dataset(params.data, tmp_path / "out", tmp_path / "cache")
+    return prepare_dataset(params.data, params.compare.fold_count, tmp_path / "out", tmp_path / "cache")
 
 
 @pytest.fixture
@@ -29,11 +29,11 @@ def eight_pairs(tmp_path):
 def test_plain_folder_gives_manifest_and_summary(tmp_path, eight_pairs):
     summary = run_prepare(tmp_path, eight_pairs)
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
-    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert list(manifest.columns) == [*MANIFEST_COLUMNS, "fold0"]
     assert sorted(manifest["defect_class"]) == ["defect"] * 4 + ["free"] * 4
     assert manifest.loc[manifest["id"] == "img1", "defect_fraction"].item() == pytest.approx(100 / 48**2, abs=1e-6)
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
-    assert summary["pairs"] == 8 and summary["per_split"] == {"train": 4, "val": 2, "test": 2}
+    assert summary["pairs"] == 8 and summary["folds"] == 1 and summary["per_fold"] == [{"train": 4, "val": 2, "test": 2}]
 
 
 def test_size_mismatch_names_both_files(tmp_path, plain_source):
@@ -120,13 +120,43 @@ def test_split_does_not_depend_on_order_or_unrelated_params(tmp_path, eight_pair
     b = run_prepare(tmp_path / "b", eight_pairs, **{"data.min_side": 20, "preprocess.image_size": 64})
     manifest_a = pd.read_csv(tmp_path / "a" / "out" / "manifest.csv")
     manifest_b = pd.read_csv(tmp_path / "b" / "out" / "manifest.csv")
-    assert a == b and manifest_a["split"].tolist() == manifest_b["split"].tolist()
+    assert a == b and manifest_a["fold0"].tolist() == manifest_b["fold0"].tolist()
 
 
 @pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
 def test_real_mtd_manifest_matches_its_readme(tmp_path):
     summary = run_prepare(tmp_path, MTD)
     assert summary["pairs"] == 1076
-    totals = {cls: sum(per_split.values()) for cls, per_split in summary["per_class"].items()}
-    assert totals == {"blowhole": 92, "break": 68, "crack": 46, "fray": 26, "uneven": 82, "free": 762}
-    assert summary["per_split"] == {"train": 754, "val": 161, "test": 161}
+    assert summary["per_class"] == {"blowhole": 92, "break": 68, "crack": 46, "fray": 26, "uneven": 82, "free": 762}
+    assert summary["per_fold"] == [{"train": 754, "val": 161, "test": 161}]
+
+
+def test_folds_test_every_pair_exactly_once_stratified_by_class():
+    ids = [f"id{i:03d}" for i in range(200)]
+    classes = ["free"] * 110 + ["crack"] * 60 + ["break"] * 30
+    params = SplitParams(train=0.7, val=0.15, test=0.15, seed=3)
+    roles = assign_folds(ids, classes, 3, params)
+    tested = [sum(fold[i] == "test" for fold in roles) for i in range(len(ids))]
+    assert tested == [1] * len(ids)
+    for fold in roles:
+        for cls, n in [("free", 110), ("crack", 60), ("break", 30)]:
+            got = [role for role, c in zip(fold, classes) if c == cls]
+            assert abs(got.count("test") - n / 3) <= 1
+            assert got.count("val") == round((n - got.count("test")) * 0.15 / 0.85)
+    assert roles == assign_folds(ids, classes, 3, params)
+    assert roles != assign_folds(ids, classes, 3, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
+    shuffled = dict(zip(ids[::-1], zip(*assign_folds(ids[::-1], classes[::-1], 3, params))))
+    assert shuffled == dict(zip(ids, zip(*roles)))
+
+
+def test_prepare_writes_each_folds_roles_and_counts(tmp_path):
+    summary = run_prepare(tmp_path, "synthetic", **{"data.synthetic.count": 60, "compare.folds": [0, 1, 2]})
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert [c for c in manifest.columns if c.startswith("fold")] == ["fold0", "fold1", "fold2"]
+    assert ((manifest[["fold0", "fold1", "fold2"]] == "test").sum(axis=1) == 1).all()
+    assert summary["folds"] == 3 and sum(f["test"] for f in summary["per_fold"]) == 60
+
+
+def test_a_fold_left_without_val_is_refused_by_name(tmp_path, eight_pairs):
+    with pytest.raises(DataError, match=r"8 pairs in fold 0 of 4 leave val empty \(train 6, val 0, test 2\)"):
+        run_prepare(tmp_path, eight_pairs, **{"compare.folds": [0, 1, 2, 3], "data.split.val": 0.05, "data.split.train": 0.8})

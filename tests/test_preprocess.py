@@ -1,6 +1,7 @@
 """Resizing and mask binarization, and the stored arrays."""
 
 import numpy as np
+import pandas as pd
 
 from conftest import params_with, write_png
 from defectseg.prepare import prepare_dataset
@@ -27,7 +28,7 @@ def test_coverage_keeps_masks_from_growing():
     assert small.sum() == 16 * 16
 
 
-def test_preprocess_writes_uint8_arrays_per_split(tmp_path):
+def test_preprocess_writes_every_pair_as_uint8_arrays_in_manifest_order(tmp_path):
     source = tmp_path / "src"
     for i in range(12):
         image = np.full((60, 80), 100, np.uint8)
@@ -36,17 +37,15 @@ def test_preprocess_writes_uint8_arrays_per_split(tmp_path):
         write_png(source / "images" / f"p{i}.png", image)
         write_png(source / "masks" / f"p{i}.png", mask)
     params = params_with(**{"data.source": str(source), "preprocess.image_size": [32, 48], "train.augment.rotate90": 0.0})
-    prepare_dataset(params.data, tmp_path / "prepared", tmp_path / "cache")
+    prepare_dataset(params.data, 1, tmp_path / "prepared", tmp_path / "cache")
     info = preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
-    total = 0
-    for split in ("train", "val", "test"):
-        arrays = np.load(tmp_path / "pre" / f"{split}.npz")
-        assert arrays["images"].dtype == np.uint8 and arrays["images"].shape[1:] == (32, 48)
-        assert set(np.unique(arrays["masks"])) <= {0, 1}
-        for mask, image_id in zip(arrays["masks"], arrays["ids"]):
-            value = [0, 1, 128, 255][int(image_id[1:]) % 4]
-            # rows 10-30 of 60 -> 5.33-16 of 32: rows 5..15 (row 5 is 2/3 covered) = 11 rows;
-            # columns 10-30 of 80 -> 6-18 of 48 = 12 columns
-            assert mask.sum() == (11 * 12 if value > 127 else 0)
-        total += len(arrays["ids"])
-    assert total == 12 and info["height"] == 32
+    arrays = np.load(tmp_path / "pre" / "pairs.npz")
+    assert arrays["images"].dtype == np.uint8 and arrays["images"].shape == (12, 32, 48)
+    assert set(np.unique(arrays["masks"])) <= {0, 1}
+    assert arrays["ids"].tolist() == pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})["id"].tolist()
+    for mask, image_id in zip(arrays["masks"], arrays["ids"]):
+        value = [0, 1, 128, 255][int(image_id[1:]) % 4]
+        # rows 10-30 of 60 -> 5.33-16 of 32: rows 5..15 (row 5 is 2/3 covered) = 11 rows;
+        # columns 10-30 of 80 -> 6-18 of 48 = 12 columns
+        assert mask.sum() == (11 * 12 if value > 127 else 0)
+    assert info["count"] == 12 and info["height"] == 32

@@ -116,14 +116,14 @@ def round_trip(origin: DvcRepo, tmp_path: Path, name: str, url: str, shared: dic
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
     teammate = DvcRepo(clone, create=False)
-    assert not (clone / "models" / "bce-seed0" / "model.pt").exists()
+    assert not (clone / "models" / "unet-bce-seed0-fold0" / "model.pt").exists()
     for key, value in secret.items():
         teammate.run("dvc", "remote", "modify", "--local", name, key, value)
     start = time.perf_counter()
     teammate.run("dvc", "pull", "--run-cache")
     pulled = time.perf_counter() - start
 
-    for path in ("models/bce-seed0/model.pt", "data/preprocessed/train.npz", "evaluation/dice-seed0/per_image.csv"):
+    for path in ("models/unet-bce-seed0-fold0/model.pt", "data/preprocessed/pairs.npz", "evaluation/unet-dice-seed0-fold0/per_image.csv"):
         assert (clone / path).read_bytes() == (origin.root / path).read_bytes(), path
     assert "Data and pipelines are up to date" in teammate.run("dvc", "status").stdout
     assert "Running stage" not in teammate.run("dvc", "repro").stdout
@@ -167,5 +167,5 @@ def test_run_cache_lets_a_teammate_skip_training(origin, tmp_path):
     teammate.run("dvc", "pull", "--run-cache")
     teammate.set_params(**{"losses.dice.smooth": 3.0})
     result = teammate.run("dvc", "repro", "--pull")
-    assert "Running stage 'train@dice-0'" not in result.stdout
-    assert "Stage 'train@dice-0' is cached" in result.stdout
+    assert "Running stage 'train@unet-dice-0-0'" not in result.stdout
+    assert "Stage 'train@unet-dice-0-0' is cached" in result.stdout

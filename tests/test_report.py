@@ -1,4 +1,5 @@
-"""The report renders from fixture metrics, with tables, bootstrap, figures and overlays."""
+"""The report pools each (model, loss) arm's test images over folds and seeds, gives intervals
+and verdicts, and renders tables, figures and overlays; fixture runs stand in for evaluate."""
 
 import json
 
@@ -8,86 +9,152 @@ import pytest
 
 from conftest import params_with
 from defectseg.errors import DataError
+from defectseg.pooled import pool_arms, verdict_line
 from defectseg.report import build_report
+from defectseg.runs import Run
+
+IMAGES_PER_FOLD = 10
 
 
-def split_metrics(iou):
-    return {
-        "iou": iou, "mean_image_iou": iou - 0.05, "false_alarm_rate": 0.1, "detection_precision": 0.9,
-        "detection_recall": 0.8, "dice": 2 * iou / (1 + iou), "pixel_precision": 0.7, "pixel_recall": 0.6,
-        "pixel_ap": 0.65, "miou_2class": (1 + iou) / 2, "images": 20, "image_auroc": 0.95,
-        "recall_at_false_alarm_rate": 0.85,
-        "per_class_iou": {"crack": iou - 0.1, "blowhole": iou + 0.1},
-        "per_class_mean_image_iou": {"crack": iou - 0.2, "blowhole": iou},
-    }  # fmt: skip
+def fold_ids(fold: int) -> list[str]:
+    return [f"t{fold}{i}" for i in range(IMAGES_PER_FOLD)]
 
 
-def write_run(root, name, iou, tp):
+def write_run(root, run: Run, tp, test_iou: float = 0.5):
+    """A run's outputs as evaluate and train write them: images t<fold>0..4 have defects (``tp``
+    true pixels each, 5 false and 5 missed), t<fold>5..9 are free, t<fold>9 with 3 false pixels."""
     (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics" / f"{name}.json").write_text(
-        json.dumps({"threshold": 0.4, "best_epoch": 3, "test": split_metrics(iou), "train": split_metrics(iou + 0.1), "val": split_metrics(iou)})
-    )
-    folder = root / "evaluation" / name
+    split = {"iou": test_iou, "pixel_ap": 0.6}
+    (root / "metrics" / f"{run.name}.json").write_text(json.dumps({"threshold": 0.4, "best_epoch": 3, "fold": run.fold, "test": split}))
+    folder = root / "evaluation" / run.name
     (folder / "overlays").mkdir(parents=True)
     (folder / "overlays" / "01_t3_iou0.10.png").write_bytes(b"")
-    ids = [f"t{i}" for i in range(20)]
-    pd.DataFrame({"id": ids, "defect_class": "crack", "tp": tp, "fp": 5, "fn": 5, "tn": 100}).to_csv(folder / "per_image.csv", index=False)
+    defect = np.arange(IMAGES_PER_FOLD) < 5
+    table = pd.DataFrame(
+        {
+            "id": fold_ids(run.fold),
+            "defect_class": np.where(defect, "crack", "free"),
+            "tp": np.where(defect, np.resize(tp, IMAGES_PER_FOLD), 0),
+            "fp": np.where(defect, 5, [0, 0, 0, 0, 0, 0, 0, 0, 0, 3]),
+            "fn": np.where(defect, 5, 0),
+            "tn": 100,
+            "score": np.where(defect, 0.9, 0.2),
+        }
+    )
+    table.to_csv(folder / "per_image.csv", index=False)
     pd.DataFrame({"recall": [0.0, 0.5, 1.0], "precision": [1.0, 0.8, 0.3]}).to_csv(folder / "pr_curve.csv", index=False)
-    plots = root / "dvclive" / name / "plots" / "metrics"
-    for group, metric, values in [("train", "loss", [0.9, 0.5]), ("val", "loss", [0.8, 0.6]), ("val", "iou", [0.2, iou])]:
+    plots = root / "dvclive" / run.name / "plots" / "metrics"
+    for group, metric, values in [("train", "loss", [0.9, 0.5]), ("val", "loss", [0.8, 0.6]), ("val", "iou", [0.2, 0.5])]:
         (plots / group).mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"step": [0, 1], metric: values}).to_csv(plots / group / f"{metric}.tsv", sep="\t", index=False)
 
 
+TP = {("unet", "bce"): 10, ("unet", "dice"): 20, ("resnet_unet", "bce"): 10, ("resnet_unet", "dice"): [6, 14, 6, 14, 10]}
+
+
 @pytest.fixture
 def fixture_runs(tmp_path):
-    write_run(tmp_path, "bce-seed0", 0.50, np.full(20, 10))
-    write_run(tmp_path, "dice-seed0", 0.60, np.full(20, 20))
-    (tmp_path / "summary.json").write_text(json.dumps({"layout": "synthetic", "pairs": 100, "per_split": {"train": 70, "val": 15, "test": 15}}))
+    for (model, loss), tp in TP.items():
+        for fold in (0, 1):
+            write_run(tmp_path, Run(model, loss, 0, fold), tp, test_iou=0.5 + fold / 10)
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"layout": "synthetic", "pairs": 20, "folds": 2, "per_fold": [{"train": 8, "val": 2, "test": 10}] * 2})
+    )
     return tmp_path
 
 
 def build(root, **overrides):
-    params = params_with(**{"compare.losses": ["bce", "dice"], **overrides})
-    return build_report(
-        params, root / "metrics", root / "evaluation", root / "dvclive", root / "summary.json", root / "reports", root / "comparison.json"
-    )
+    settings = {"compare.models": ["unet", "resnet_unet"], "compare.losses": ["bce", "dice"], "compare.folds": [0, 1], **overrides}
+    return build_report(params_with(**settings), root / "metrics", root / "evaluation", root / "dvclive", root / "summary.json", root / "reports", root)
 
 
-def test_report_renders_tables_figures_and_overlays(fixture_runs):
+def test_report_pools_every_fold_into_one_table_with_intervals(fixture_runs):
     table = build(fixture_runs)
+    unet_bce = table["arms"]["unet-bce"]
+    # 10 defect images with tp 10, fp 5, fn 5; 10 free images, 2 of them with 3 false pixels
+    assert unet_bce["iou"] == pytest.approx(100 / (100 + 50 + 6 + 50))
+    assert unet_bce["images"] == 20 and unet_bce["defect_images"] == 10
+    assert unet_bce["detection_recall"] == 1.0 and unet_bce["false_alarm_rate"] == pytest.approx(0.2)
+    low, high = unet_bce["iou_interval"]
+    assert low < unet_bce["iou"] < high
+    assert table["test_iou_per_fold"]["unet-bce"] == {"0": 0.5, "1": 0.6}
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "| bce | 0.500 | 0.450 | 0.800 | 0.100 | 0.900 | 0.950 | 0.850 |" in report
+    assert "2-fold cross-validation" in report and "20 test images (10 with defects)" in report
+    assert f"| unet | bce | {unet_bce['iou']:.3f} [{low:.3f}, {high:.3f}] |" in report
+    assert "| unet-dice | 0.500 | 0.600 |" in report
     assert "measured at each image's own size" in report
-    assert "20 test images, 20 of them with defects" in report and "| [0.500, 0.500] |" in report
-    assert "| dice | 0.600 |" in report
-    assert "| bce − dice | -0.167 |" in report and "| yes |" in report
-    assert "| loss | blowhole | crack |" in report and "| dice | 0.700 | 0.500 |" in report
-    assert "## Test mean image IoU per defect class" in report and "| dice | 0.600 | 0.400 |" in report
-    assert "![01_t3_iou0.10](overlays/bce-seed0/01_t3_iou0.10.png)" in report
-    for picture in ("figures/training_curves.png", "figures/pr_curves.png", "overlays/dice-seed0/01_t3_iou0.10.png"):
+    headline = json.loads((fixture_runs / "headline.json").read_text())
+    assert set(headline) == {"unet-bce", "unet-dice", "resnet_unet-bce", "resnet_unet-dice"}
+    assert headline["unet-bce"] == {
+        "iou": round(unet_bce["iou"], 4),
+        "iou_ci": f"[{low:.3f}, {high:.3f}]",
+        "recall": 1.0,
+        "recall_ci": "[1.000, 1.000]",
+        "false_alarms": 0.2,
+        "false_alarms_ci": headline["unet-bce"]["false_alarms_ci"],
+    }
+    assert json.loads((fixture_runs / "comparison.json").read_text())["arms"]["unet-dice"]["iou"] == pytest.approx(table["arms"]["unet-dice"]["iou"])
+
+
+def test_report_has_a_verdict_per_pair_of_losses_and_of_models(fixture_runs):
+    table = build(fixture_runs)
+    lines = [v["verdict"] for v in table["verdicts"]]
+    assert len(lines) == 4
+    assert lines[0].startswith("dice beats bce by +") and lines[0].endswith("(model unet)")
+    assert lines[1].startswith("bce vs dice: no difference detected (+0.000 IoU") and lines[1].endswith("(model resnet_unet)")
+    assert lines[2].startswith("unet vs resnet_unet: no difference detected (+0.000 IoU") and lines[2].endswith("(loss bce)")
+    assert lines[3].startswith("unet beats resnet_unet by +") and lines[3].endswith("(loss dice)")
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert all(f"- {line}" in report for line in lines)
+
+
+def test_verdict_line_reads_as_a_sentence():
+    significant = {"difference": -0.031, "low": -0.05, "high": -0.012, "significant": True}
+    assert verdict_line("bce", "dicebce", significant, 0.95) == "dicebce beats bce by +0.031 IoU, 95% CI [+0.012, +0.050]"
+    unclear = {"difference": 0.01, "low": -0.02, "high": 0.04, "significant": False}
+    assert verdict_line("bce", "dice", unclear, 0.95) == "bce vs dice: no difference detected (+0.010 IoU, 95% CI [-0.020, +0.040])"
+
+
+def test_report_renders_per_class_tables_figures_and_overlays(fixture_runs):
+    build(fixture_runs)
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "| arm | crack |" in report and "| unet-dice | 0.667 |" in report
+    assert "![01_t3_iou0.10](overlays/unet-bce-seed0-fold0/01_t3_iou0.10.png)" in report
+    assert "overlays/unet-bce-seed0-fold1" not in report
+    for picture in ("figures/training_curves.png", "figures/pr_curves.png", "overlays/resnet_unet-dice-seed0-fold0/01_t3_iou0.10.png"):
         assert (fixture_runs / "reports" / picture).is_file()
-    comparison = json.loads((fixture_runs / "comparison.json").read_text())
-    assert comparison["losses"]["dice"]["test_iou"] == 0.6 == table["dice"]["test_iou"]
-    assert comparison["bootstrap"]["bce_vs_dice"]["significant"] is True
 
 
-def test_several_seeds_give_intervals(fixture_runs):
-    write_run(fixture_runs, "bce-seed1", 0.54, np.full(20, 11))
-    write_run(fixture_runs, "dice-seed1", 0.58, np.full(20, 19))
+def test_seeds_pool_as_predictions_of_the_same_images(fixture_runs):
+    for (model, loss), tp in TP.items():
+        for fold in (0, 1):
+            write_run(fixture_runs, Run(model, loss, 1, fold), np.multiply(tp, 2))
     table = build(fixture_runs, **{"compare.seeds": [0, 1]})
-    assert table["bce"]["test_iou"] == pytest.approx(0.52)
-    assert table["bce"]["test_iou_ci"] == pytest.approx(12.706 * np.std([0.5, 0.54], ddof=1) / np.sqrt(2), rel=1e-3)
-    assert "0.520 ± 0.254" in (fixture_runs / "reports" / "report.md").read_text()
+    row = table["arms"]["unet-bce"]
+    assert row["images"] == 20 and row["seeds"] == 2
+    assert row["iou"] == pytest.approx((100 + 200) / (100 + 200 + 2 * (50 + 6 + 50)))
+
+
+def test_an_image_tested_in_two_folds_is_refused():
+    table = pd.DataFrame({"id": ["a", "b"], "defect_class": "crack", "tp": 1, "fp": 0, "fn": 0, "tn": 1, "score": 0.9})
+    with pytest.raises(ValueError, match="unet-bce: image a is tested in more than one fold"):
+        pool_arms({Run("unet", "bce", 0, 0): table, Run("unet", "bce", 0, 1): table.iloc[:1]})
+
+
+def test_arms_that_test_different_images_are_refused():
+    table = pd.DataFrame({"id": ["a", "b"], "defect_class": "crack", "tp": 1, "fp": 0, "fn": 0, "tn": 1, "score": 0.9})
+    with pytest.raises(ValueError, match="arms test different images: unet-bce 2, unet-dice 1"):
+        pool_arms({Run("unet", "bce", 0, 0): table, Run("unet", "dice", 0, 0): table.iloc[:1]})
 
 
 def test_missing_run_is_named(fixture_runs):
-    with pytest.raises(DataError, match="focal-seed0.json: run focal-seed0 has not been evaluated"):
+    with pytest.raises(DataError, match="unet-focal-seed0-fold0.json: run unet-focal-seed0-fold0 has not been evaluated"):
         build(fixture_runs, **{"compare.losses": ["bce", "focal"]})
 
 
-def test_header_names_the_refinement_branch_and_flip_tta(fixture_runs):
+def test_header_names_each_models_settings_and_flip_tta(fixture_runs):
     build(fixture_runs, **{"models.unet.downscale": 2, "models.unet.refine.width": 8, "evaluate.flip_tta": True})
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "at 1/2 resolution, refined by a 8-channel full-resolution branch" in report
+    assert "`unet` (base_width 16, depth 4, downscale 2, refine.width 8, refine.window 64)" in report
+    assert "`resnet_unet` (encoder resnet18, decoder_width 16, downscale 1, weights , weights_sha256 )" in report
     assert "averaged over the image and its horizontal and vertical mirror images" in report

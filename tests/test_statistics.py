@@ -1,13 +1,16 @@
-"""Intervals over seeds and the paired bootstrap."""
+"""Intervals over seeds and the bootstraps over images."""
 
 import numpy as np
 import pytest
 
-from defectseg.statistics import bootstrap_interval, mean_interval, paired_bootstrap
+from defectseg.statistics import ImageTotals, bootstrap_intervals, mean_interval, paired_bootstrap
 
 
-def counts(tp, fp, fn):
-    return {"tp": np.array(tp), "fp": np.array(fp), "fn": np.array(fn)}
+def totals(tp, fp, fn, flagged=None, has_defect=None, seeds=1):
+    tp, fp, fn = np.array(tp), np.array(fp), np.array(fn)
+    flagged = np.array(flagged) if flagged is not None else ((tp + fp) > 0).astype(int)
+    has_defect = np.array(has_defect) if has_defect is not None else (tp + fn) > 0
+    return ImageTotals(tp, fp, fn, flagged, has_defect, seeds)
 
 
 def test_mean_interval_matches_t_table():
@@ -18,15 +21,15 @@ def test_mean_interval_matches_t_table():
 
 def test_bootstrap_is_repeatable_for_the_same_seed():
     rng = np.random.default_rng(1)
-    a = counts(rng.integers(0, 50, 30), rng.integers(0, 20, 30), rng.integers(0, 20, 30))
-    b = counts(rng.integers(0, 50, 30), rng.integers(0, 20, 30), rng.integers(0, 20, 30))
+    a = totals(rng.integers(0, 50, 30), rng.integers(0, 20, 30), rng.integers(0, 20, 30))
+    b = totals(rng.integers(0, 50, 30), rng.integers(0, 20, 30), rng.integers(0, 20, 30))
     assert paired_bootstrap(a, b, 500, 7, 0.95) == paired_bootstrap(a, b, 500, 7, 0.95)
     assert paired_bootstrap(a, b, 500, 7, 0.95) != paired_bootstrap(a, b, 500, 8, 0.95)
 
 
 def test_clearly_better_model_is_significant_and_equal_models_are_not():
-    better = counts([9] * 40, [1] * 40, [1] * 40)
-    worse = counts([5] * 40, [5] * 40, [5] * 40)
+    better = totals([9] * 40, [1] * 40, [1] * 40)
+    worse = totals([5] * 40, [5] * 40, [5] * 40)
     outcome = paired_bootstrap(better, worse, 1000, 0, 0.95)
     assert outcome["difference"] == pytest.approx(9 / 11 - 5 / 15)
     assert outcome["significant"] and outcome["low"] > 0
@@ -36,13 +39,35 @@ def test_clearly_better_model_is_significant_and_equal_models_are_not():
 
 def test_bootstrap_refuses_unpaired_inputs():
     with pytest.raises(ValueError, match="same images"):
-        paired_bootstrap(counts([1], [0], [0]), counts([1, 2], [0, 0], [0, 0]), 100, 0, 0.95)
+        paired_bootstrap(totals([1], [0], [0]), totals([1, 2], [0, 0], [0, 0]), 100, 0, 0.95)
 
 
-def test_bootstrap_interval_brackets_the_observed_iou_and_repeats():
+def test_bootstrap_intervals_bracket_the_observed_figures_and_repeat():
     rng = np.random.default_rng(2)
-    data = counts(rng.integers(0, 50, 40), rng.integers(0, 20, 40), rng.integers(0, 20, 40))
-    low, high = bootstrap_interval(data, 1000, 0, 0.95)
-    observed = data["tp"].sum() / (data["tp"] + data["fp"] + data["fn"]).sum()
-    assert low < observed < high
-    assert (low, high) == bootstrap_interval(data, 1000, 0, 0.95)
+    n = 60
+    has_defect = np.arange(n) % 2 == 0
+    tp = np.where(has_defect & (rng.random(n) < 0.7), rng.integers(1, 50, n), 0)
+    fn = np.where(has_defect, rng.integers(1, 20, n), 0)
+    fp = rng.integers(0, 20, n) * (rng.random(n) < 0.5)
+    data = totals(tp, fp, fn)
+    intervals = bootstrap_intervals(data, 1000, 0, 0.95)
+    observed = {
+        "iou": tp.sum() / (tp + fp + fn).sum(),
+        "recall": data.flagged[has_defect].mean(),
+        "false_alarms": data.flagged[~has_defect].mean(),
+    }
+    for name, value in observed.items():
+        low, high = intervals[name]
+        assert low < value < high, name
+    assert intervals == bootstrap_intervals(data, 1000, 0, 0.95)
+
+
+def test_rates_count_every_seed_of_an_image_together():
+    two_seeds = totals([4, 0], [0, 3], [0, 0], flagged=[1, 2], has_defect=[True, False], seeds=2)
+    intervals = bootstrap_intervals(two_seeds, 500, 0, 0.95)
+    assert intervals["recall"] == (0.5, 0.5) and intervals["false_alarms"] == (1.0, 1.0)
+
+
+def test_a_rate_with_no_image_of_its_kind_has_no_interval():
+    defects_only = totals([4, 2], [0, 0], [1, 1])
+    assert bootstrap_intervals(defects_only, 200, 0, 0.95)["false_alarms"] == (None, None)

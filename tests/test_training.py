@@ -43,7 +43,7 @@ def tiny_params(**overrides):
 
 
 def train(tmp_path, params, loss_fn=None, name="run"):
-    spec = RunSpec(params.train, "dicebce", {}, 0, "data")
+    spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, "data")
     loss_fn = loss_fn or build_loss("dicebce", params.losses)
     with Live(dir=str(tmp_path / name / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         return fit(spec, loss_fn, tiny_split(12, 0), tiny_split(4, 100), tmp_path / name / "last.pt", live)
@@ -156,7 +156,7 @@ def test_epoch_keeps_every_defect_image_and_a_fresh_share_of_free_ones():
 
 def test_too_few_training_images_is_a_clear_error(tmp_path):
     params = tiny_params()
-    spec = RunSpec(params.train, "dicebce", {}, 0, "data")
+    spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, "data")
     with Live(dir=str(tmp_path / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         with pytest.raises(DataError, match="an epoch would hold 1 image"):
             fit(spec, build_loss("dicebce", params.losses), tiny_split(1, 0), tiny_split(2, 50), tmp_path / "last.pt", live)

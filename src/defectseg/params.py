@@ -296,6 +296,8 @@ def _format_error(error: dict) -> str:
         return f"{key}: unknown key"
     if error["type"] == "missing":
         return f"{key}: missing"
+    if isinstance(error["input"], dict):
+        return f"{key}: {message}"
     return f"{key}: {message} (got {error['input']!r})"
 
 

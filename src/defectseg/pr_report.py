@@ -2,7 +2,7 @@
 
 Run: python -m defectseg.pr_report --base origin/main --out pr-comment.md
 (or `make pr-report BASE=origin/main`). It calls `dvc metrics diff --md` and
-`dvc params diff --md` against ``--base`` and appends the comparison table of this
+`dvc params diff --md` against ``--base`` and appends the headline table of this
 branch's reports/report.md.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from defectseg.atomic import write_text
 
-TABLE_HEADING = "## Test split"
+TABLE_HEADING = "## Headline"
 
 
 def _dvc(*args: str) -> str:
@@ -25,7 +25,7 @@ def _dvc(*args: str) -> str:
 
 
 def comparison_section(report: Path) -> str:
-    """The "Test split" section of the report, up to the next heading."""
+    """The "Headline" section of the report, up to the next heading."""
     if not report.exists():
         return f"_{report} not found: run the pipeline first._"
     text = report.read_text()
@@ -44,7 +44,7 @@ def pr_markdown(base: str, report: Path = Path("reports/report.md")) -> str:
             metrics,
             f"## Params: this branch against `{base}`",
             params,
-            "## Loss comparison on this branch (test split)",
+            "## Comparison on this branch (headline)",
             comparison_section(report),
             "",
         ]

@@ -84,8 +84,8 @@ def comparison(outputs: list[RunOutputs], params: Params) -> dict:
     }
 
 
-def _interval(pair: tuple[float, float]) -> str:
-    return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+def _interval(pair: tuple) -> str:
+    return "n/a" if pair[0] is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"
 
 
 def headline(table: dict) -> dict:

@@ -31,7 +31,10 @@ class ImageTotals:
     seeds: int
 
 
-def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float] | tuple[None, None]:
+    """The central ``confidence`` share of ``values`` (NaN ones left out); None where all are NaN."""
+    if np.isnan(values).all():
+        return None, None
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
     return float(low), float(high)
@@ -55,8 +58,9 @@ def _flag_rate_of_resamples(totals: ImageTotals, draws: np.ndarray, defect: bool
         return np.where(images > 0, (totals.flagged * member)[draws].sum(1) / images, np.nan)
 
 
-def bootstrap_intervals(totals: ImageTotals, samples: int, seed: int, confidence: float) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of global IoU, detection recall and false-alarm rate over resampled images."""
+def bootstrap_intervals(totals: ImageTotals, samples: int, seed: int, confidence: float) -> dict[str, tuple]:
+    """Percentile intervals of global IoU, detection recall and false-alarm rate over resampled
+    images; (None, None) for a rate with no image of its kind."""
     draws = _draws(len(totals.tp), samples, seed)
     return {
         "iou": _percentile_interval(_iou_of_resamples(totals, draws), confidence),
