@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from defectseg.models import Refined, ResNetUNet, build_model
-from defectseg.params import ModelSettings, model_settings
+from defectseg.params import ModelSection, model_settings
 
 DEFAULTS = {
     "unet": {"base_width": 4, "depth": 2, "downscale": 1, "refine": {"width": 0, "window": 16}},
@@ -15,7 +15,7 @@ DEFAULTS = {
 }
 
 
-def settings(name: str, **changes) -> ModelSettings:
+def settings(name: str, **changes) -> ModelSection:
     """The settings section of ``name``: small defaults, with ``changes``."""
     return model_settings(name, {**DEFAULTS.get(name, {"downscale": 1}), **changes})
 

@@ -155,6 +155,6 @@ def test_missing_run_is_named(fixture_runs):
 def test_header_names_each_models_settings_and_flip_tta(fixture_runs):
     build(fixture_runs, **{"models.unet.downscale": 2, "models.unet.refine.width": 8, "evaluate.flip_tta": True})
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "`unet` (base_width 16, depth 4, downscale 2, refine.width 8, refine.window 64)" in report
-    assert "`resnet_unet` (encoder resnet18, decoder_width 16, downscale 1, weights , weights_sha256 )" in report
+    assert "`unet` (downscale 2, base_width 16, depth 4, refine.width 8, refine.window 64)" in report
+    assert "`resnet_unet` (downscale 1, encoder resnet18, decoder_width 16, weights , weights_sha256 )" in report
     assert "averaged over the image and its horizontal and vertical mirror images" in report

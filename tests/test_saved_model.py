@@ -23,7 +23,7 @@ def saved_unet(folder, **overrides):
 def test_metadata_names_the_model_and_its_settings(tmp_path):
     saved_unet(tmp_path, **{"models.unet.downscale": 2})
     architecture = json.loads((tmp_path / "model.json").read_text())["architecture"]
-    assert architecture == {"model": "unet", "settings": {"base_width": 4, "depth": 2, "downscale": 2, "refine": {"width": 0, "window": 64}}}
+    assert architecture == {"model": "unet", "settings": {"downscale": 2, "base_width": 4, "depth": 2, "refine": {"width": 0, "window": 64}}}
 
 
 def test_a_model_saved_before_the_models_sections_still_loads(tmp_path):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defectseg.params import ModelSettings, ResnetUnetParams, UnetParams
+from defectseg.params import ModelSection, ResnetUnetParams, UnetParams
 from defectseg.pretrained import grayscale_stem, load_weights
 from defectseg.torchvision_compat import resnet_models, segmentation_models
 
@@ -248,7 +248,7 @@ def _torchvision_model(architecture: str) -> nn.Module:
     return TorchvisionSegmenter(_grayscale_stem(factory(**kwargs)))
 
 
-def build_model(name: str, settings: ModelSettings, pretrained: bool = True) -> nn.Module:
+def build_model(name: str, settings: ModelSection, pretrained: bool = True) -> nn.Module:
     """The model ``name`` with its ``settings`` section (``models.<name>`` in params.yaml).
 
     With ``downscale`` > 1 it runs at that fraction of the input resolution

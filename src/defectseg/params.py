@@ -82,10 +82,21 @@ class RefineParams(Section):
     window: Annotated[int, Field(ge=8, le=4096)]
 
 
-class UnetParams(Section):
+class ModelSection(Section):
+    """A model's settings; every model can run at 1/``downscale`` of the input resolution."""
+
+    downscale: Downscale
+
+    @property
+    def side_multiple(self) -> int:
+        """Image sides must divide by this."""
+        return self.downscale
+
+
+
+class UnetParams(ModelSection):
     base_width: Annotated[int, Field(ge=1, le=256)]
     depth: Annotated[int, Field(ge=1, le=6)]
-    downscale: Downscale
     refine: RefineParams
 
     @model_validator(mode="after")
@@ -100,10 +111,11 @@ class UnetParams(Section):
         return self.downscale * 2**self.depth
 
 
-class ResnetUnetParams(Section):
+class ResnetUnetParams(ModelSection):
+    """Its input is padded to the encoder's stride inside the model, so only ``downscale`` constrains image sides."""
+
     encoder: Literal["resnet18", "resnet34"]
     decoder_width: Annotated[int, Field(ge=1, le=256)]
-    downscale: Downscale
     weights: str
     weights_sha256: Sha256
 
@@ -113,33 +125,17 @@ class ResnetUnetParams(Section):
             raise ValueError("weights needs weights_sha256 (the SHA-256 of the file, to pin it)")
         return self
 
-    @property
-    def side_multiple(self) -> int:
-        """Image sides must divide by this (the model pads its input to the encoder's stride itself)."""
-        return self.downscale
-
-
-class TorchvisionParams(Section):
-    downscale: Downscale
-
-    @property
-    def side_multiple(self) -> int:
-        """Image sides must divide by this."""
-        return self.downscale
-
-
-ModelSettings = UnetParams | ResnetUnetParams | TorchvisionParams
 
 
 class ModelsParams(Section):
     unet: UnetParams
     resnet_unet: ResnetUnetParams
-    deeplabv3_resnet50: TorchvisionParams
-    fcn_resnet50: TorchvisionParams
-    lraspp_mobilenet_v3_large: TorchvisionParams
+    deeplabv3_resnet50: ModelSection
+    fcn_resnet50: ModelSection
+    lraspp_mobilenet_v3_large: ModelSection
 
 
-def model_settings(name: str, raw: dict) -> ModelSettings:
+def model_settings(name: str, raw: dict) -> ModelSection:
     """A model's settings section, validated by the class its name takes (as saved in ``model.json``)."""
     return ModelsParams.model_fields[name].annotation.model_validate(raw)
 

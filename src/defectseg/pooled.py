@@ -8,6 +8,7 @@ bootstrap over the images, losses within each model and models within each loss.
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -36,10 +37,11 @@ class ArmImages:
     rows: pd.DataFrame
     seeds: int
 
-    @property
+    @cached_property
     def counts(self) -> Counts:
         return Counts(*(self.rows[c].to_numpy() for c in COUNT_COLUMNS))
 
+    @cached_property
     def totals(self) -> ImageTotals:
         """Per image (sorted by id), summed over seeds."""
         rows = self.rows.assign(flagged=(self.rows["tp"] + self.rows["fp"]) > 0)
@@ -75,7 +77,7 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
     scores = arm.rows["score"].to_numpy()
     classes = arm.rows["defect_class"].to_numpy(str)
     precision, recall = detection_precision_recall(counts)
-    intervals = bootstrap_intervals(arm.totals(), samples, seed, confidence)
+    intervals = bootstrap_intervals(arm.totals, samples, seed, confidence)
     return {
         "images": int(arm.rows["id"].nunique()),
         "defect_images": int(arm.rows.loc[counts.has_defect, "id"].nunique()),
@@ -113,7 +115,7 @@ def verdicts(arms: dict[str, ArmImages], runs: list[Run], samples: int, seed: in
     pairs += [("model", loss, f"{a}-{loss}", f"{b}-{loss}", a, b) for loss in losses for a, b in itertools.combinations(models, 2)]
     result = []
     for axis, fixed, arm_a, arm_b, label_a, label_b in pairs:
-        outcome = paired_bootstrap(arms[arm_a].totals(), arms[arm_b].totals(), samples, seed, confidence)
+        outcome = paired_bootstrap(arms[arm_a].totals, arms[arm_b].totals, samples, seed, confidence)
         line = verdict_line(label_a, label_b, outcome, confidence) + f" ({'model' if axis == 'loss' else 'loss'} {fixed})"
         result.append({"axis": axis, "a": arm_a, "b": arm_b, **outcome, "verdict": line})
     return result

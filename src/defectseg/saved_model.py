@@ -16,7 +16,7 @@ from defectseg.dataset import Normalization
 from defectseg.decision import Decision
 from defectseg.errors import DataError
 from defectseg.models import build_model
-from defectseg.params import ModelSettings, model_settings
+from defectseg.params import ModelSection, model_settings
 
 MODEL_FORMAT = "defectseg-model-1"
 WEIGHTS = "model.pt"
@@ -36,7 +36,7 @@ class SavedModel:
         return Normalization(**self.metadata["normalization"])
 
 
-def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSettings, normalization: Normalization, extra: dict) -> None:
+def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSection, normalization: Normalization, extra: dict) -> None:
     """Write ``model.pt`` and ``model.json`` into ``folder``, each atomically."""
     folder = Path(folder)
     save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})

@@ -29,7 +29,7 @@ from defectseg.inference import Compute, pick_device, predict_logits
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model
-from defectseg.params import ModelSettings, TrainParams
+from defectseg.params import ModelSection, TrainParams
 
 CHECKPOINT_FORMAT = "defectseg-checkpoint-1"
 
@@ -44,7 +44,7 @@ class RunSpec:
 
     params: TrainParams
     model_name: str
-    model_settings: ModelSettings
+    model_settings: ModelSection
     loss_name: str
     loss_settings: dict
     seed: int
