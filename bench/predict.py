@@ -1,6 +1,6 @@
 """Benchmark: `defectseg predict` throughput (images/s) on CPU with a trained model.
 
-Run: .venv/bin/python bench/predict.py [--model models/dicebce-seed0] [--images data/prepared/synthetic/images]
+Run: .venv/bin/python bench/predict.py [--model models/unet-dicebce-seed0-fold0] [--images data/prepared/synthetic/images]
 Times the whole predict call in-process (read, resize, model, resize back, threshold,
 PNG and CSV writing), after one warm-up call, in fp32 and bf16, and prints images/s.
 """
@@ -15,7 +15,7 @@ from defectseg.predict import predict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, default=Path("models/dicebce-seed0"))
+    parser.add_argument("--model", type=Path, default=Path("models/unet-dicebce-seed0-fold0"))
     parser.add_argument("--images", type=Path, default=Path("data/prepared/synthetic/images"))
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
