@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install mtd mtd-cv-losses mtd-cv-models pr-report clean-venv
+.PHONY: repro test install mtd mtd-cv-losses mtd-models pr-report clean-venv
 
 # The revision `make pr-report` compares with.
 BASE ?= origin/main
@@ -41,8 +41,8 @@ mtd: $(INSTALLED)
 mtd-cv-losses: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --name mtd-cv-losses-$$(date +%Y%m%d-%H%M%S)
 
-mtd-cv-models: $(INSTALLED)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --config configs/mtd-cv-models.yaml --name mtd-cv-models-$$(date +%Y%m%d-%H%M%S)
+mtd-models: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --config configs/mtd-models.yaml --name mtd-models-$$(date +%Y%m%d-%H%M%S)
 
 clean-venv:
 	rm -rf $(VENV)

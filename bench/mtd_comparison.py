@@ -1,6 +1,6 @@
 """A comparison on the Magnetic Tile set, as a named DVC experiment.
 
-Run: make mtd | make mtd-cv-losses | make mtd-cv-models
+Run: make mtd | make mtd-cv-losses | make mtd-models
 (or: .venv/bin/python bench/mtd_comparison.py --config configs/mtd.yaml [--config ...] [--data FOLDER|ZIP|mtd] [--name NAME])
 
 Runs `dvc exp run --temp -n NAME` with the overrides of the config files (later ones win)

@@ -85,9 +85,12 @@ def test_readme_exp_show_line_leads_with_the_headline_in_under_40_columns(crossv
     assert not [column for column in plain if column.startswith(("threshold", "test.", "train.loss", "best/"))], "per-run detail is not a metric"
 
 
-def test_changing_one_models_params_reruns_only_its_branches(crossval):
+def test_changing_one_models_params_reruns_only_its_branches_and_changing_back_restores_them(crossval):
     repo, _ = crossval
     repo.set_params(**{"models.resnet_unet.decoder_width": 8})
     result = repo.run("dvc", "repro")
     assert ran(result) == branches("resnet_unet") | {"report"}
     repo.run("git", "checkout", "params.yaml")
+    back = repo.run("dvc", "repro")
+    assert ran(back) == {"report"}, "every branch's outputs are cached, so DVC's run-cache restores them"
+    assert all(f"Stage '{branch}' is cached" in back.stdout for branch in branches("resnet_unet"))

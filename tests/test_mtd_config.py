@@ -37,7 +37,7 @@ def test_mtd_config_sets_only_known_keys_to_valid_values():
     ("layers", "models", "folds"),
     [
         (["mtd-cv-losses.yaml"], ["unet"], [0, 1, 2]),
-        (["mtd-cv-losses.yaml", "mtd-cv-models.yaml"], ["unet", "resnet_unet", "lraspp_mobilenet_v3_large"], [0, 1, 2]),
+        (["mtd-cv-losses.yaml", "mtd-models.yaml"], ["unet", "resnet_unet", "lraspp_mobilenet_v3_large"], [0]),
     ],
 )
 def test_cross_validated_mtd_configs_layer_on_the_quality_config(layers, models, folds):
