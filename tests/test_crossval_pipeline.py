@@ -31,7 +31,7 @@ def branches(model: str) -> set[str]:
 @pytest.fixture(scope="module")
 def crossval(tmp_path_factory):
     repo = DvcRepo(tmp_path_factory.mktemp("crossval"))
-    repo.set_params(**TINY_PIPELINE, **MATRIX)
+    repo.set_params(**{**TINY_PIPELINE, **MATRIX})
     repo.commit("2 x 2 x 2 pipeline")
     first = repo.run("dvc", "repro")
     repo.commit("reproduced")

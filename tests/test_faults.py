@@ -243,7 +243,7 @@ def test_damaged_resume_file_is_discarded_with_a_warning(repo):
     last = preprocessed_bce_run(repo, epochs=2)
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_bytes(b"not a checkpoint")
-    result = repo.run("dvc", "repro", "train@bce-0")
+    result = repo.run("dvc", "repro", "train@unet-bce-0-0")
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "last.pt" in warnings[0] and "training from scratch" in warnings[0]
     assert "Traceback" not in result.stderr

@@ -30,7 +30,7 @@ def plain_zip(tmp_path) -> Path:
 
 def test_zip_source_is_extracted_and_prepared(tmp_path, plain_zip):
     params = params_with(**{"data.source": str(plain_zip)})
-    summary = prepare_dataset(params.data, tmp_path / "out", tmp_path / "cache")
+    summary = prepare_dataset(params.data, 1, tmp_path / "out", tmp_path / "cache")
     assert summary["pairs"] == 8 and summary["layout"] == "plain"
 
 
