@@ -1,9 +1,9 @@
-"""Intervals over seeds and the bootstraps over images."""
+"""The bootstraps over images."""
 
 import numpy as np
 import pytest
 
-from defectseg.statistics import ImageTotals, bootstrap_intervals, mean_interval, paired_bootstrap
+from defectseg.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap
 
 
 def totals(tp, fp, fn, flagged=None, has_defect=None, seeds=1):
@@ -11,12 +11,6 @@ def totals(tp, fp, fn, flagged=None, has_defect=None, seeds=1):
     flagged = np.array(flagged) if flagged is not None else ((tp + fp) > 0).astype(int)
     has_defect = np.array(has_defect) if has_defect is not None else (tp + fn) > 0
     return ImageTotals(tp, fp, fn, flagged, has_defect, seeds)
-
-
-def test_mean_interval_matches_t_table():
-    mean, half = mean_interval([1.0, 2.0, 3.0], 0.95)
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
-    assert mean_interval([0.5], 0.95) == (0.5, None)
 
 
 def test_bootstrap_is_repeatable_for_the_same_seed():

@@ -1,4 +1,4 @@
-"""Uncertainty of the comparison: intervals over seeds and bootstraps over images.
+"""Uncertainty of the comparison: bootstraps over images.
 
 The bootstraps resample images with replacement; an image counts with every seed's
 prediction of it, so seeds never pass for extra images.
@@ -7,16 +7,6 @@ prediction of it, so seeds never pass for extra images.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-
-
-def mean_interval(values: list[float], confidence: float) -> tuple[float, float | None]:
-    """Mean and half-width of its Student-t interval; no half-width for a single value."""
-    array = np.asarray(values, dtype=float)
-    if len(array) < 2:
-        return float(array.mean()), None
-    half = stats.t.ppf((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array))
-    return float(array.mean()), float(half)
 
 
 @dataclass(frozen=True)
