@@ -40,24 +40,27 @@ def load_split(path: Path) -> Split:
         raise DataError(path, f"not a preprocessed split ({exc})") from None
 
 
-def fold_roles(manifest_path: Path, fold: int, ids: np.ndarray) -> np.ndarray:
-    """The role (train, val or test) in ``fold`` of each of ``ids``, read from prepare's manifest."""
-    manifest = pd.read_csv(manifest_path, dtype={"id": str}).set_index("id")
+def read_manifest(path: Path) -> pd.DataFrame:
+    """Prepare's manifest (every pair's original image and mask, and its role in each fold), indexed by id."""
+    return pd.read_csv(path, dtype={"id": str}).set_index("id")
+
+
+def split_fold(pairs: Split, manifest: pd.DataFrame, manifest_path: Path, fold: int) -> dict[str, Split]:
+    """``pairs`` split into ``fold``'s train, val and test by the roles in ``manifest`` (read from ``manifest_path``)."""
     column = fold_column(fold)
     if column not in manifest:
         made = sum(name.startswith("fold") for name in manifest.columns)
         raise DataError(manifest_path, f"has no fold {fold}: prepare made {made} fold(s); re-run prepare after changing compare.folds")
-    missing = sorted(set(ids.tolist()) - set(manifest.index))
+    missing = sorted(set(pairs.ids.tolist()) - set(manifest.index))
     if missing:
         raise DataError(manifest_path, f"lists no pair for preprocessed id(s) {missing[:5]}: re-run prepare and preprocess")
-    return manifest.loc[list(ids), column].to_numpy(str)
+    roles = manifest.loc[list(pairs.ids), column].to_numpy(str)
+    return {role: pairs.select(np.flatnonzero(roles == role)) for role in SPLITS}
 
 
 def load_fold(pairs_path: Path, manifest_path: Path, fold: int) -> dict[str, Split]:
     """The preprocessed pairs split into ``fold``'s train, val and test."""
-    pairs = load_split(pairs_path)
-    roles = fold_roles(manifest_path, fold, pairs.ids)
-    return {role: pairs.select(np.flatnonzero(roles == role)) for role in SPLITS}
+    return split_fold(load_split(pairs_path), read_manifest(manifest_path), manifest_path, fold)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from defectseg.atomic import atomic_dir, atomic_file, write_json
-from defectseg.dataset import Split, load_fold
+from defectseg.dataset import Split, load_split, read_manifest, split_fold
 from defectseg.decision import Decision, gate_for_false_alarms, image_score
 from defectseg.images import read_image, read_mask
 from defectseg.inference import Compute, at_size, pick_device, predict_probabilities
@@ -44,11 +44,6 @@ class NativeSplit:
     def scores(self) -> np.ndarray:
         """Each image's score (its highest defect probability), computed once."""
         return np.array([image_score(p) for p in self.probabilities])
-
-
-def read_manifest(path: Path) -> pd.DataFrame:
-    """Prepare's manifest (every pair's original image and mask), indexed by id."""
-    return pd.read_csv(path, dtype={"id": str}).set_index("id")
 
 
 def native_split(split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int) -> NativeSplit:
@@ -131,8 +126,8 @@ def evaluate_run(
     """Evaluate the model in ``model_dir`` on ``fold`` and write every output; return the metrics."""
     saved = load_model(model_dir)
     compute = Compute(pick_device(params.device, "evaluate.device"))
-    loaded = load_fold(pairs_path, manifest_path, fold)
     manifest = read_manifest(manifest_path)
+    loaded = split_fold(load_split(pairs_path), manifest, manifest_path, fold)
     splits = {}
     for name in ("val", "test", "train"):
         split = loaded[name]

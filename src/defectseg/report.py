@@ -131,18 +131,8 @@ def _plot_pr(outputs: list[RunOutputs], path: Path) -> None:
 
 
 def _settings_text(name: str, params: Params) -> str:
-    settings = getattr(params.models, name).model_dump()
-    return f"`{name}` (" + ", ".join(f"{k} {v}" for k, v in _flat(settings).items()) + ")"
-
-
-def _flat(settings: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    settings = pd.json_normalize(getattr(params.models, name).model_dump()).iloc[0]
+    return f"`{name}` (" + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")"
 
 
 def _header_lines(params: Params, data_summary: dict) -> list[str]:
