@@ -6,10 +6,8 @@ that DVC could cache.
 """
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np
@@ -17,7 +15,6 @@ import pytest
 from PIL import Image
 
 from conftest import DvcRepo, gray, make_plain, params_with, write_png
-from defectseg.checkpoint import load_checkpoint
 from defectseg.dataset import Normalization
 from defectseg.decision import Decision
 from defectseg.models import build_model
@@ -203,51 +200,12 @@ def test_bad_params_fail_naming_the_key(repo, overrides, needle):
     repo.run("git", "checkout", "params.yaml")
 
 
-def preprocessed_bce_run(repo, epochs: int):
-    """Params for one bce run of ``epochs``, data preprocessed; the path of its resume file."""
-    repo.run("git", "checkout", "params.yaml")
-    repo.set_params(**{"train.epochs": epochs, "compare.losses": ["bce"]})
-    repo.run("dvc", "repro", "preprocess")
-    return repo.root / "models" / "unet-bce-seed0-fold0" / "last.pt"
-
-
-def test_killed_training_resumes_from_last_saved_epoch(repo):
-    last = preprocessed_bce_run(repo, epochs=12)
-    env = {**os.environ, "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}"}
-    process = subprocess.Popen(["dvc", "repro", "train@unet-bce-0-0"], cwd=repo.root, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (last.exists() and len(load_checkpoint(last)["history"]) >= 2):
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    saved = len(load_checkpoint(last)["history"])
-    assert 2 <= saved < 12, "the kill must land in the middle of training"
-    result = repo.run("dvc", "repro", "evaluate@unet-bce-0-0")
-    assert f"resuming after epoch {saved} of 12" in result.stderr
-    assert "epoch 12/12" in result.stderr and f"epoch {saved}/12" not in result.stderr
-    assert len(load_checkpoint(last)["history"]) == 12
-    assert (repo.root / "metrics" / "runs" / "unet-bce-seed0-fold0.json").read_text().startswith("{")
-
-
 def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_path):
     repo.run("rm", "-rf", "data", "models", "metrics/runs")
     source = make_plain(tmp_path / "six", n=6)
     repo.set_params(**{"data.source": str(source)})
     line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave val and test empty")
     assert "(train 6, val 0, test 0)" in line and "data.split or compare.folds" in line
-    repo.run("git", "checkout", "params.yaml")
-
-
-def test_damaged_resume_file_is_discarded_with_a_warning(repo):
-    last = preprocessed_bce_run(repo, epochs=2)
-    last.parent.mkdir(parents=True, exist_ok=True)
-    last.write_bytes(b"not a checkpoint")
-    result = repo.run("dvc", "repro", "train@unet-bce-0-0")
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 1 and "last.pt" in warnings[0] and "training from scratch" in warnings[0]
-    assert "Traceback" not in result.stderr
-    assert len(load_checkpoint(last)["history"]) == 2
     repo.run("git", "checkout", "params.yaml")
 
 

@@ -53,7 +53,6 @@ def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reprodu
     repo, _ = reproduced
     outputs = [*(repo.root / "metrics" / "runs").glob("*.json"), repo.root / "models" / "unet-bce-seed0-fold0" / "model.pt"]
     before = {p.name: p.read_bytes() for p in outputs}
-    (repo.root / "models" / "unet-bce-seed0-fold0" / "last.pt").unlink()
     result = repo.run("dvc", "repro", "--force", "train@unet-bce-0-0", "evaluate@unet-bce-0-0")
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr
     after = {p.name: p.read_bytes() for p in outputs}

@@ -5,42 +5,21 @@ that cannot change a stage's results are exempt: error types, atomic writes and 
 stage wrapper (argument parsing, one-line errors).
 """
 
-import ast
 import copy
 from pathlib import Path
 
 import yaml
 
+from defectseg.code_fingerprint import changed_modules, module_hashes
+from defectseg.code_fingerprint import import_closure as package_closure
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src/defectseg")
-EXEMPT = {"__init__.py", "errors.py", "atomic.py", "stage.py"}
-
-
-def imported_modules(path: Path) -> set[Path]:
-    """The package modules (repo-relative paths) that ``path`` imports directly."""
-    found = set()
-    for node in ast.walk(ast.parse((REPO / path).read_text())):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("defectseg"):
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names if alias.name.startswith("defectseg")]
-        for name in names:
-            module = Path("src", *name.split(".")).with_suffix(".py")
-            if (REPO / module).is_file():
-                found.add(module)
-    return found
 
 
 def import_closure(script: Path) -> set[Path]:
-    """Every package module ``script`` imports, directly or through other modules, less the exempt ones."""
-    seen, todo = set(), [script]
-    while todo:
-        for module in imported_modules(todo.pop()):
-            if module not in seen:
-                seen.add(module)
-                todo.append(module)
-    return {m for m in seen if m.name not in EXEMPT}
+    """The package modules (repo-relative paths) ``script`` imports, directly or not, less the exempt ones."""
+    return {m.relative_to(REPO) for m in package_closure(REPO / script, REPO / "src")}
 
 
 def missing_deps(stages: dict) -> dict[str, list[str]]:
@@ -81,3 +60,16 @@ def test_no_dep_lists_a_module_that_does_not_exist():
             dep = dep if isinstance(dep, str) else next(iter(dep))
             if dep.startswith("src/"):
                 assert (REPO / dep).exists(), f"{name}: {dep}"
+
+
+def test_training_code_fingerprint_covers_every_module_the_train_stage_runs():
+    hashes = module_hashes(REPO / PACKAGE / "train_run.py", REPO / "src")
+    stage_modules = {m.relative_to("src").as_posix() for m in import_closure(Path("src/stages/train.py"))}
+    assert stage_modules <= set(hashes) and "defectseg/losses.py" in hashes
+
+
+def test_changed_modules_names_edited_added_and_removed_modules():
+    saved = {"defectseg/a.py": "1", "defectseg/b.py": "2", "defectseg/gone.py": "3"}
+    current = {"defectseg/a.py": "1", "defectseg/b.py": "9", "defectseg/new.py": "4"}
+    assert changed_modules(saved, current) == ["defectseg/b.py", "defectseg/gone.py", "defectseg/new.py"]
+    assert changed_modules(saved, saved) == []

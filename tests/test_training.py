@@ -42,8 +42,8 @@ def tiny_params(**overrides):
     return parse_params(override(default_params_dict(), settings))
 
 
-def train(tmp_path, params, loss_fn=None, name="run"):
-    spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, "data")
+def train(tmp_path, params, loss_fn=None, name="run", code=None):
+    spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, "data", code or {"defectseg/losses.py": "v1"})
     loss_fn = loss_fn or build_loss("dicebce", params.losses)
     with Live(dir=str(tmp_path / name / "live"), dvcyaml=None, save_dvc_exp=False) as live:
         return fit(spec, loss_fn, tiny_split(12, 0), tiny_split(4, 100), tmp_path / name / "last.pt", live)
@@ -98,19 +98,34 @@ def test_interrupted_run_resumes_from_last_epoch_and_matches_uninterrupted(tmp_p
     assert resumed == uninterrupted
 
 
-def test_finished_run_is_not_trained_again(tmp_path):
-    params = tiny_params(**{"train.epochs": 2})
-    train(tmp_path, params)
+def interrupted_run(tmp_path, params) -> None:
+    """A run of ``params`` stopped in its third epoch, its state saved after the second."""
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, params, InterruptAfter(build_loss("dicebce", params.losses), calls=2 * 3 + 2))
+
+
+def test_changed_params_start_afresh_with_a_warning(tmp_path, capsys):
+    interrupted_run(tmp_path, tiny_params())
+    result = train(tmp_path, tiny_params(**{"train.lr": 0.005}))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {tmp_path / 'run' / 'last.pt'}: saved with other settings or data; training from scratch"]
+    assert len(result["history"]) == 4 and result["history"][0]["lr"] == 0.005
+
+
+def test_changed_code_starts_afresh_naming_the_module(tmp_path, capsys):
+    params = tiny_params()
+    interrupted_run(tmp_path, params)
     calls = []
-    result = train(tmp_path, params, lambda logits, target: calls.append(1) or logits.mean())
-    assert calls == [] and len(result["history"]) == 2
 
+    def counting_loss(logits, target):
+        calls.append(logits.requires_grad)
+        return build_loss("dicebce", params.losses)(logits, target)
 
-def test_changed_params_start_afresh(tmp_path, capsys):
-    train(tmp_path, tiny_params(**{"train.epochs": 2}))
-    result = train(tmp_path, tiny_params(**{"train.epochs": 2, "train.lr": 0.005}))
-    assert "from another configuration; starting afresh" in capsys.readouterr().err
-    assert result["history"][0]["lr"] == 0.005
+    result = train(tmp_path, params, counting_loss, code={"defectseg/losses.py": "v2"})
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "saved by other code (defectseg/losses.py changed); training from scratch" in warnings[0]
+    assert calls.count(True) == 4 * 3, "all four epochs trained again"
+    assert [row["epoch"] for row in result["history"]] == [1, 2, 3, 4]
 
 
 def test_nan_loss_stops_with_the_epoch_named(tmp_path):

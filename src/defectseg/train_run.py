@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dvclive import Live
 
+from defectseg.code_fingerprint import module_hashes
 from defectseg.dataset import load_fold
 from defectseg.distributed import join, leave
 from defectseg.losses import build_loss
@@ -17,21 +18,31 @@ from defectseg.inference import pick_device
 from defectseg.training import RunSpec, fit
 
 
+RESUME_STATE = "last.pt"
+
+
 def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, model_dir: Path, live_dir: Path) -> dict:
     """Train on the run's fold (its train part; its val part picks the best epoch), write
-    ``model_dir/{model.pt,model.json}``, and return a summary."""
+    ``model_dir/{model.pt,model.json}``, and return a summary.
+
+    The resume state ``model_dir/last.pt`` lives only while the run is incomplete: it is
+    deleted once the final model is saved, so a re-run (a code change, ``dvc repro -f``)
+    trains from scratch. Its code fingerprint covers this module's import closure, every
+    package module the train stage runs.
+    """
     model_dir = Path(model_dir)
     fold = load_fold(pairs_path, manifest_path, run.fold)
     train_split, val_split = fold["train"], fold["val"]
     loss_settings = getattr(params.losses, run.loss).model_dump()
     model_settings = getattr(params.models, run.model)
     roles = hashlib.sha256(" ".join([*train_split.ids, "|", *val_split.ids]).encode()).hexdigest()
-    spec = RunSpec(params.train, run.model, model_settings, run.loss, loss_settings, run.seed, sha256_of(pairs_path) + roles)
+    code = module_hashes(Path(__file__))
+    spec = RunSpec(params.train, run.model, model_settings, run.loss, loss_settings, run.seed, sha256_of(pairs_path) + roles, code)
     world = join(pick_device(params.train.device, "train.device"))
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
         with logger as live:
-            result = fit(spec, build_loss(run.loss, params.losses), train_split, val_split, model_dir / "last.pt", live, world)
+            result = fit(spec, build_loss(run.loss, params.losses), train_split, val_split, model_dir / RESUME_STATE, live, world)
             best = result["best"]
             if world.is_main:
                 live.summary["best/epoch"] = best["epoch"]
@@ -57,4 +68,5 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
             "best_val_iou": best["val_iou"],
         },
     )
+    (model_dir / RESUME_STATE).unlink(missing_ok=True)
     return summary

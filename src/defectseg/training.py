@@ -4,6 +4,9 @@ Read it top to bottom: set-up, optional resume, then one loop over epochs that t
 validates, logs to DVCLive, keeps the best model by val defect IoU, and saves the
 last state after every epoch. Each epoch re-seeds every random source from
 (seed, epoch), so a run resumed after epoch k continues exactly as an uninterrupted one.
+A run resumes only a state saved with the same settings, data and code (``RunSpec``);
+the caller deletes the state once the final model is saved, so a finished run leaves
+nothing to resume.
 """
 
 import copy
@@ -11,7 +14,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from tqdm import tqdm
 
 from defectseg.augment import build_augment
 from defectseg.checkpoint import load_checkpoint, save_checkpoint
+from defectseg.code_fingerprint import changed_modules
 from defectseg.dataset import Normalization, SegmentationDataset, Split
 from defectseg.distributed import World, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
@@ -40,7 +44,9 @@ class TrainingError(DefectsegError):
 
 @dataclass
 class RunSpec:
-    """Everything that determines a training run; its fingerprint decides whether to resume."""
+    """Everything that determines a training run: settings, data and the code that trains
+    (``code``: ``code_fingerprint.module_hashes``). A saved state is resumed only when its
+    fingerprint and code match."""
 
     params: TrainParams
     model_name: str
@@ -49,8 +55,10 @@ class RunSpec:
     loss_settings: dict
     seed: int
     data_fingerprint: str
+    code: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
+        """A hash of the settings and data (the code is compared module by module, to name what changed)."""
         blob = json.dumps(
             [self.params.model_dump(), self.model_name, self.model_settings.model_dump(), self.loss_name, self.loss_settings, self.seed, self.data_fingerprint],
             sort_keys=True,
@@ -122,11 +130,12 @@ def _schedule(params: TrainParams, optimizer) -> torch.optim.lr_scheduler.LRSche
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def _resume_state(path: Path, fingerprint: str) -> dict | None:
-    """The saved state of an interrupted run with the same fingerprint, else None.
+def _resume_state(path: Path, spec: RunSpec) -> dict | None:
+    """The saved state of an interrupted run of the same ``spec`` (settings, data, code), else None.
 
-    ``last.pt`` is a resume aid, not a result: one that cannot be read is discarded with a
-    warning and the run starts from scratch instead of failing until the user deletes it.
+    ``last.pt`` is a resume aid, not a result: one that cannot be read, or was saved by
+    other settings or other code, is passed over with one ``warning:`` line saying why,
+    and the run starts from scratch.
     """
     if not path.exists():
         return None
@@ -136,8 +145,12 @@ def _resume_state(path: Path, fingerprint: str) -> dict | None:
         print(f"warning: {exc}; discarding it and training from scratch", file=sys.stderr)
         path.unlink()
         return None
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
-        print(f"{path}: from another configuration; starting afresh", file=sys.stderr)
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != spec.fingerprint():
+        print(f"warning: {path}: saved with other settings or data; training from scratch", file=sys.stderr)
+        return None
+    changed = changed_modules(state.get("code", {}), spec.code)
+    if changed:
+        print(f"warning: {path}: saved by other code ({', '.join(changed)} changed); training from scratch", file=sys.stderr)
         return None
     return state
 
@@ -195,10 +208,9 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     are averaged by DistributedDataParallel; only rank 0 writes.
     """
     trainer = Trainer.build(spec, train_split, last_path, world)
-    fingerprint = spec.fingerprint()
     history: list[dict] = []
     best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(trainer.model.state_dict())}
-    resumed = _resume_state(last_path, fingerprint)
+    resumed = _resume_state(last_path, spec)
     if resumed is not None:
         trainer.restore(resumed)
         history = list(resumed["history"])
@@ -217,7 +229,7 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
             _log_epoch(live, row)
             validated = f", val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}" if "val_iou" in row else ""
             print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}{validated}", file=sys.stderr)
-            _save_last(last_path, trainer, fingerprint, history, best)
+            _save_last(last_path, trainer, spec, history, best)
     return {"best": best, "normalization": trainer.dataset.normalization, "history": history}
 
 
@@ -237,12 +249,13 @@ def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, e
     return row
 
 
-def _save_last(path: Path, trainer: Trainer, fingerprint: str, history: list[dict], best: dict) -> None:
+def _save_last(path: Path, trainer: Trainer, spec: RunSpec, history: list[dict], best: dict) -> None:
     save_checkpoint(
         path,
         {
             "format": CHECKPOINT_FORMAT,
-            "fingerprint": fingerprint,
+            "fingerprint": spec.fingerprint(),
+            "code": spec.code,
             "model": trainer.model.state_dict(),
             "optimizer": trainer.optimizer.state_dict(),
             "scheduler": trainer.scheduler.state_dict(),
