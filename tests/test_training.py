@@ -15,7 +15,8 @@ from defectseg.errors import DataError
 from defectseg.losses import build_loss
 from defectseg.params import parse_params
 from defectseg.synthetic import make_tile
-from defectseg.training import RunSpec, TrainingError, epoch_indices, fit
+from defectseg.loader import epoch_indices
+from defectseg.training import RunSpec, TrainingError, fit
 
 
 def tiny_split(count: int, offset: int) -> Split:
@@ -227,3 +228,22 @@ def test_refined_unet_trains_end_to_end(tmp_path):
     params = tiny_params(**{"train.epochs": 2, "models.unet.downscale": 2, "models.unet.depth": 1, "models.unet.refine.width": 4, "models.unet.refine.window": 16})
     result = train(tmp_path, params)
     assert len(result["history"]) == 2 and all(math.isfinite(row["train_loss"]) for row in result["history"])
+
+
+def test_training_with_loader_workers_gives_identical_history_and_weights(tmp_path):
+    runs = {workers: train(tmp_path, tiny_params(**{"train.epochs": 2, "train.loader_workers": workers}), name=f"w{workers}") for workers in (0, 2)}
+    assert runs[0]["history"] == runs[2]["history"]
+    assert all(torch.equal(runs[0]["best"]["weights"][k], runs[2]["best"]["weights"][k]) for k in runs[0]["best"]["weights"])
+
+
+def test_ema_keeps_the_average_and_resumes_exactly(tmp_path):
+    params = tiny_params(**{"train.ema_decay": 0.9})
+    whole = train(tmp_path, params, name="whole")
+    plain = train(tmp_path, tiny_params(), name="plain")
+    assert whole["history"][0]["train_loss"] == plain["history"][0]["train_loss"]
+    assert whole["history"][0]["val_iou"] != plain["history"][0]["val_iou"] or whole["history"][0]["val_loss"] != plain["history"][0]["val_loss"]
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, params, InterruptAfter(build_loss("dicebce", params.losses), calls=3 * 3 + 2), name="cut")
+    resumed = train(tmp_path, params, name="cut")
+    assert resumed["history"] == whole["history"]
+    assert all(torch.equal(resumed["best"]["weights"][k], whole["best"]["weights"][k]) for k in whole["best"]["weights"])

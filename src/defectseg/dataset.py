@@ -82,7 +82,11 @@ class Normalization:
 
 
 class SegmentationDataset(Dataset):
-    """Normalized image and float mask tensors of shape (1, H, W), optionally augmented."""
+    """Normalized image and float mask tensors of shape (1, H, W), optionally augmented.
+
+    An item is an index, or an (index, seed) pair that seeds the augmentation of that one
+    image (``loader.EpochSampler``), so it does not depend on which process draws it.
+    """
 
     def __init__(self, split: Split, normalization: Normalization, augment=None):
         self.split = split
@@ -92,9 +96,12 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
         image, mask = self.split.images[index], self.split.masks[index]
         if self.augment is not None:
+            if seed is not None:
+                self.augment.set_random_seed(seed)
             out = self.augment(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         return self.normalization.apply(image), torch.from_numpy(np.ascontiguousarray(mask)).float().unsqueeze(0)

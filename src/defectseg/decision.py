@@ -1,9 +1,9 @@
 """From a defect probability map to a mask: the image gate, the threshold, then dropping specks.
 
 The probability map is the model's own or, with ``flip_tta``, the mean over the image
-and its mirror images (``inference.predict_probabilities``). An image whose score (its
-highest defect probability) is at most ``image_threshold`` is called defect-free and
-gets an empty mask; in the others, pixels above ``threshold`` are defect, less regions
+and its mirror images (``inference.predict_probabilities``). An image whose score (the
+mean of its highest ``score_top_share`` of pixel probabilities; 0: the single highest)
+is at most ``image_threshold`` is called defect-free and gets an empty mask; in the others, pixels above ``threshold`` are defect, less regions
 under ``min_region_share`` of the image area. Evaluate chooses both thresholds on val
 and saves the decision beside the model (``threshold.json``); predict applies the same
 ``Decision`` at each image's own size, so both agree.
@@ -23,9 +23,16 @@ def drop_small_regions(mask: np.ndarray, min_pixels: float) -> np.ndarray:
     return keep[labels]
 
 
-def image_score(probability: np.ndarray) -> float:
-    """How likely an image (H, W) holds a defect: its highest pixel probability."""
-    return float(probability.max()) if probability.size else 0.0
+def image_score(probability: np.ndarray, top_share: float = 0.0) -> float:
+    """How likely an image (H, W) holds a defect: the mean of its highest ``top_share`` of
+    pixel probabilities (at least one pixel; 0: the single highest). A share of the area
+    rather than one pixel, so a single noisy pixel cannot raise it alone."""
+    if not probability.size:
+        return 0.0
+    if top_share == 0.0:
+        return float(probability.max())
+    count = max(1, round(top_share * probability.size))
+    return float(np.partition(probability.reshape(-1), -count)[-count:].mean())
 
 
 def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float) -> float:
@@ -41,17 +48,22 @@ def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float) 
 
 @dataclass(frozen=True)
 class Decision:
-    """The image gate, the pixel threshold and the smallest region kept, and whether the
-    probabilities come from flip test-time augmentation (see the module doc)."""
+    """The image gate (its score and threshold), the pixel threshold and the smallest region
+    kept, and whether the probabilities come from flip test-time augmentation (see the module doc)."""
 
     threshold: float
     min_region_share: float = 0.0
     image_threshold: float = 0.0
     flip_tta: bool = False
+    score_top_share: float = 0.0
+
+    def score(self, probability: np.ndarray) -> float:
+        """The image score the gate compares with ``image_threshold``."""
+        return image_score(probability, self.score_top_share)
 
     def apply(self, probability: np.ndarray) -> np.ndarray:
         """The boolean mask of one probability map (H, W)."""
-        if image_score(probability) <= self.image_threshold:
+        if self.score(probability) <= self.image_threshold:
             return np.zeros(probability.shape, dtype=bool)
         predicted = probability > self.threshold
         if self.min_region_share == 0.0:

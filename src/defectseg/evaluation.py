@@ -1,5 +1,5 @@
 """Evaluate one trained run at each image's own size: choose the decision on its fold's
-val, then measure the fold's train, val and test.
+val, then measure the fold's val and test (and train, with ``evaluate.measure_train``).
 
 The model sees the preprocessed images (resized to its input size, exactly as
 ``defectseg predict`` resizes); every probability map is resized back to its image's
@@ -29,29 +29,32 @@ from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
 from defectseg.preprocess import binarize_mask
 from defectseg.saved_model import load_model, save_decision
+from defectseg.threads import job_slot
 
 
 @dataclass(frozen=True)
 class NativeSplit:
-    """One split at its images' own sizes: probability maps and truth masks, in the split's order."""
+    """One split at its images' own sizes: probability maps and truth masks, in the split's
+    order, and the share of top pixels each image's score averages (``decision.image_score``)."""
 
     split: Split
     images: list[str]
     probabilities: list[np.ndarray]
     truth: list[np.ndarray]
+    score_top_share: float = 0.0
 
     @cached_property
     def scores(self) -> np.ndarray:
-        """Each image's score (its highest defect probability), computed once."""
-        return np.array([image_score(p) for p in self.probabilities])
+        """Each image's score, computed once."""
+        return np.array([image_score(p, self.score_top_share) for p in self.probabilities])
 
 
-def native_split(split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int) -> NativeSplit:
+def native_split(split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int, score_top_share: float = 0.0) -> NativeSplit:
     """``split``'s probability maps resized to, and scored against, the original masks."""
     rows = manifest.loc[list(split.ids)]
     truth = [binarize_mask(read_mask(Path(p)), mask_threshold).astype(bool) for p in rows["mask"]]
     maps = [at_size(p, *t.shape) for p, t in zip(probabilities, truth)]
-    return NativeSplit(split, list(rows["image"]), maps, truth)
+    return NativeSplit(split, list(rows["image"]), maps, truth, score_top_share)
 
 
 def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], steps: int) -> float:
@@ -69,7 +72,7 @@ def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
     threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps)
     free = np.array([not t.any() for t in val.truth])
     gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate)
-    return Decision(threshold, params.min_region_share, gate, params.flip_tta)
+    return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share)
 
 
 def _write_pr_curve(path: Path, native: NativeSplit) -> None:
@@ -124,21 +127,29 @@ def evaluate_run(
     model_dir: Path, pairs_path: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
 ) -> dict:
     """Evaluate the model in ``model_dir`` on ``fold`` and write every output; return the metrics."""
+    with job_slot():
+        return _evaluate_run(model_dir, pairs_path, manifest_path, fold, mask_threshold, params, metrics_path, out_dir)
+
+
+def _evaluate_run(
+    model_dir: Path, pairs_path: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
+) -> dict:
     saved = load_model(model_dir)
     compute = Compute(pick_device(params.device, "evaluate.device"))
     manifest = read_manifest(manifest_path)
     loaded = split_fold(load_split(pairs_path), manifest, manifest_path, fold)
     splits = {}
-    for name in ("val", "test", "train"):
+    for name in ("val", "test", "train") if params.measure_train else ("val", "test"):
         split = loaded[name]
         probabilities = predict_probabilities(saved, split.images, params.batch_size, compute, params.flip_tta)
-        splits[name] = native_split(split, probabilities, manifest, mask_threshold)
+        splits[name] = native_split(split, probabilities, manifest, mask_threshold, params.image_score_share)
     decision = choose_decision(splits["val"], params)
     result = {
         "threshold": decision.threshold,
         "image_threshold": decision.image_threshold,
         "min_region_share": decision.min_region_share,
         "flip_tta": decision.flip_tta,
+        "score_top_share": decision.score_top_share,
         "best_epoch": saved.metadata["best_epoch"],
         "fold": fold,
         "measured_at": "each image's original size",

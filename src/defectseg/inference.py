@@ -6,7 +6,6 @@ resized to the model's input size, the probability map is resized back to the im
 own size, and the saved ``Decision`` is applied there.
 """
 
-import os
 from dataclasses import dataclass
 
 import cv2
@@ -16,10 +15,12 @@ import torch
 from defectseg.errors import DefectsegError
 from defectseg.preprocess import resize_image
 from defectseg.saved_model import SavedModel
+from defectseg.threads import budget_threads
 
 
 def pick_device(name: str, key: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; CPU uses every core.
+    """``auto`` picks CUDA, then MPS, then CPU; torch and OpenCV get this process's share of
+    the cores (``threads.budget_threads``).
 
     ``key`` names the setting the choice came from (``train.device``, ``--device``),
     so an unavailable device is reported against what the user wrote.
@@ -30,8 +31,7 @@ def pick_device(name: str, key: str) -> torch.device:
         raise DefectsegError(f"{key} is cuda but no CUDA device is available")
     if name == "mps" and not torch.backends.mps.is_available():
         raise DefectsegError(f"{key} is mps but MPS is not available")
-    if name == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+    budget_threads()
     return torch.device(name)
 
 

@@ -5,6 +5,8 @@
 - ``resnet_unet``: a U-Net decoder on a torchvision ResNet-18/34 encoder with a 1-channel
   stem (the architecture of fastai's ``unet_learner`` and segmentation_models.pytorch's
   ``Unet``), from scratch or from pinned pretrained encoder weights (``pretrained``).
+- ``mobilenet_unet``: the same decoder on torchvision's MobileNetV2 features, by default
+  from torchvision's ImageNet weights (pinned by URL and SHA-256).
 - ``deeplabv3_resnet50``, ``fcn_resnet50``, ``lraspp_mobilenet_v3_large``: torchvision
   models built from scratch (no weights are downloaded), with one output channel and
   their first convolution replaced by a 1-channel one for grayscale input.
@@ -21,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defectseg.params import ModelSection, ResnetUnetParams, UnetParams
+from defectseg.params import MobilenetUnetParams, ModelSection, PretrainedEncoderSection, ResnetUnetParams, UnetParams
 from defectseg.pretrained import grayscale_stem, load_weights
-from defectseg.torchvision_compat import resnet_models, segmentation_models
+from defectseg.torchvision_compat import mobilenet_models, resnet_models, segmentation_models
 
 
 class ConvBnRelu(nn.Sequential):
@@ -139,19 +141,18 @@ class Refined(nn.Module):
     def _up(self, coarse: torch.Tensor) -> torch.Tensor:
         return F.interpolate(coarse, scale_factor=self.factor, mode="bilinear", align_corners=False)
 
-    def _corners(self, coarse_logits: torch.Tensor, side: int, height: int, width: int) -> list[tuple[int, int, int]]:
-        """(image, top, left) of each training window in a ``height`` x ``width`` image, on whole
-        coarse pixels: per image one at the coarse peak, one at random."""
-        step = self.factor
-        corners = []
-        for index, peak in enumerate(coarse_logits.detach().flatten(1).argmax(1).tolist()):
-            row, column = divmod(peak, coarse_logits.shape[-1])
-            top = min(max(row * step + step // 2 - side // 2, 0), height - side)
-            left = min(max(column * step + step // 2 - side // 2, 0), width - side)
-            corners.append((index, top // step * step, left // step * step))
-            top, left = int(torch.randint(0, (height - side) // step + 1, ())), int(torch.randint(0, (width - side) // step + 1, ()))
-            corners.append((index, top * step, left * step))
-        return corners
+    def _corners(self, coarse_logits: torch.Tensor, side: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(top, left) of the training windows in a ``height`` x ``width`` image, on whole coarse
+        pixels, as (2, N) tensors on the device: row 0 at each image's coarse peak, row 1 at
+        random. Computed without reading anything back to the host."""
+        step, columns = self.factor, coarse_logits.shape[-1]
+        peak = coarse_logits.detach().flatten(1).argmax(1)
+        peak_top = ((peak // columns) * step + step // 2 - side // 2).clamp(0, height - side) // step * step
+        peak_left = ((peak % columns) * step + step // 2 - side // 2).clamp(0, width - side) // step * step
+        count, device = len(peak), peak.device
+        random_top = torch.randint(0, (height - side) // step + 1, (count,), device=device) * step
+        random_left = torch.randint(0, (width - side) // step + 1, (count,), device=device) * step
+        return torch.stack([peak_top, random_top]), torch.stack([peak_left, random_left])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         coarse = self.coarse.features(F.avg_pool2d(x, self.factor))
@@ -162,20 +163,65 @@ class Refined(nn.Module):
         step, margin = self.factor, self.margin
         side = min(self.window, *x.shape[-2:]) // step * step
         span, coarse_margin = side + 2 * margin, margin // step
-        corners = self._corners(coarse_logits, side, *x.shape[-2:])
+        tops, lefts = self._corners(coarse_logits, side, *x.shape[-2:])
         # replicate-padding the coarse maps matches the clamped edges of scaling up the whole image
         padded_coarse = [F.pad(t, (coarse_margin,) * 4, mode="replicate") for t in (coarse, coarse_logits)]
         padded_x = F.pad(x, (margin,) * 4)
-
-        def windows(tensor: torch.Tensor, scale: int) -> torch.Tensor:
-            return torch.stack([tensor[i, :, top // scale : (top + span) // scale, left // scale : (left + span) // scale] for i, top, left in corners])
-
-        features, window_logits = (self._up(windows(t, step)) for t in padded_coarse)
-        refined = self._refine(windows(padded_x, 1), features, window_logits)[:, :, margin : margin + side, margin : margin + side]
         out = logits.clone()
-        for (i, top, left), patch in zip(corners, refined):
-            out[i, :, top : top + side, left : left + side] = patch
+        # the peak windows first, then the random ones, which win where the two overlap
+        for top, left in zip(tops, lefts):
+            features, window_logits = (self._up(windows(t, top // step, left // step, span // step)) for t in padded_coarse)
+            refined = self._refine(windows(padded_x, top, left, span), features, window_logits)
+            paste_windows(out, refined[:, :, margin : margin + side, margin : margin + side], top, left)
         return out
+
+
+def _window_index(top: torch.Tensor, left: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Advanced indices of one ``side``-sided window per image at (``top``, ``left``): image, rows, columns."""
+    offsets = torch.arange(side, device=top.device)
+    images = torch.arange(len(top), device=top.device)[:, None, None]
+    return images, (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]
+
+
+def windows(tensor: torch.Tensor, top: torch.Tensor, left: torch.Tensor, side: int) -> torch.Tensor:
+    """One (C, side, side) window per image of ``tensor`` (N, C, H, W), at the per-image corners ``top``, ``left``."""
+    images, rows, columns = _window_index(top, left, side)
+    return tensor[images, :, rows, columns].permute(0, 3, 1, 2)
+
+
+def paste_windows(tensor: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
+    """Write one patch per image (N, C, s, s) into ``tensor`` (N, C, H, W) at ``top``, ``left``, in place (autograd follows)."""
+    images, rows, columns = _window_index(top, left, patches.shape[-1])
+    tensor[images, :, rows, columns] = patches.permute(0, 2, 3, 1)
+
+
+ENCODER_STRIDE = 32
+
+
+def unet_decoder(bottom_width: int, skip_widths: tuple[int, ...], decoder_width: int) -> nn.ModuleList:
+    """Five decoder levels for an encoder with stride 32 whose four skips (strides 2, 4, 8,
+    16) have ``skip_widths``; level widths ``decoder_width * 16 ... decoder_width``, the
+    last at full resolution with no skip."""
+    widths = [decoder_width * 2**level for level in reversed(range(5))]
+    inputs = [bottom_width, *widths[:-1]]
+    skips = [*reversed(skip_widths), 0]
+    return nn.ModuleList(DoubleConv(inputs[i] + skips[i], widths[i]) for i in range(5))
+
+
+def decode(decoder: nn.ModuleList, bottom: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    """Each level scales up 2x (nearest), joins the next skip (deepest first) and applies its convolutions."""
+    skips = list(skips)
+    y = bottom
+    for block in decoder:
+        y = F.interpolate(y, scale_factor=2, mode="nearest")
+        y = block(torch.cat([y, skips.pop()], dim=1) if skips else y)
+    return y
+
+
+def pad_to_stride(x: torch.Tensor) -> torch.Tensor:
+    """``x`` padded on the bottom and right, repeating its edge pixels, to a multiple of the encoder stride."""
+    height, width = x.shape[-2:]
+    return F.pad(x, (0, -width % ENCODER_STRIDE, 0, -height % ENCODER_STRIDE), mode="replicate")
 
 
 # channels of a basic-block ResNet's (18, 34) stem, layer1, layer2 and layer3 outputs, and of layer4's
@@ -199,11 +245,8 @@ class ResNetUNet(nn.Module):
         resnet.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
         del resnet.fc, resnet.avgpool
         self.encoder = resnet
-        widths = [decoder_width * 2**level for level in reversed(range(5))]
-        inputs = [RESNET_BOTTOM_WIDTH, *widths[:-1]]
-        skips = [*reversed(RESNET_SKIP_WIDTHS), 0]
-        self.decoder = nn.ModuleList(DoubleConv(inputs[i] + skips[i], widths[i]) for i in range(5))
-        self.head = nn.Conv2d(widths[-1], 1, 1)
+        self.decoder = unet_decoder(RESNET_BOTTOM_WIDTH, RESNET_SKIP_WIDTHS, decoder_width)
+        self.head = nn.Conv2d(decoder_width, 1, 1)
 
     def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
         """Load ImageNet-style ResNet weights into the encoder (its classifier is dropped)."""
@@ -212,28 +255,66 @@ class ResNetUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        x = F.pad(x, (0, -width % 32, 0, -height % 32), mode="replicate")
         e = self.encoder
-        stem = e.relu(e.bn1(e.conv1(x)))
+        stem = e.relu(e.bn1(e.conv1(pad_to_stride(x))))
         skips = [stem]
         y = e.maxpool(stem)
         for layer in (e.layer1, e.layer2, e.layer3):
             y = layer(y)
             skips.append(y)
-        y = e.layer4(y)
-        for block in self.decoder:
-            y = F.interpolate(y, scale_factor=2, mode="nearest")
-            y = block(torch.cat([y, skips.pop()], dim=1) if skips else y)
-        return self.head(y)[..., :height, :width]
+        return self.head(decode(self.decoder, e.layer4(y), skips))[..., :height, :width]
 
 
-def _resnet_unet(settings: ResnetUnetParams, pretrained: bool) -> ResNetUNet:
-    model = ResNetUNet(settings.encoder, settings.decoder_width)
+# MobileNetV2's feature blocks after which the stride doubles (outputs at strides 2, 4, 8, 16), their
+# channels, the channels of the last inverted-residual block (17, stride 32), and the blocks kept
+MOBILENET_SKIP_BLOCKS = (1, 3, 6, 13)
+MOBILENET_SKIP_WIDTHS = (16, 24, 32, 96)
+MOBILENET_BOTTOM_WIDTH = 320
+MOBILENET_BLOCKS = 18
+
+
+class MobileNetUNet(nn.Module):
+    """A U-Net decoder (as ``ResNetUNet``'s) on torchvision's MobileNetV2 features, 1-channel stem.
+
+    Skips are taken where the features' stride doubles (blocks 1, 3, 6 and 13: strides
+    2, 4, 8 and 16); the last inverted-residual block (17: 320 channels, stride 32) is the
+    bottom. The classifier's 1x1 expansion to 1280 channels (block 18) is left out: the
+    decoder's first level on 1,280 channels cost more than the whole encoder, for
+    features made for ImageNet's classes.
+    """
+
+    def __init__(self, decoder_width: int):
+        super().__init__()
+        features = mobilenet_models().mobilenet_v2(weights=None).features[:MOBILENET_BLOCKS]
+        stem = features[0][0]
+        features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)
+        self.encoder = features
+        self.decoder = unet_decoder(MOBILENET_BOTTOM_WIDTH, MOBILENET_SKIP_WIDTHS, decoder_width)
+        self.head = nn.Conv2d(decoder_width, 1, 1)
+
+    def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
+        """Load torchvision's ImageNet MobileNetV2 weights (``features.*`` up to block 17) into the encoder."""
+        kept = tuple(f"features.{block}." for block in range(MOBILENET_BLOCKS))
+        features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith(kept)}
+        self.encoder.load_state_dict(grayscale_stem(features, "0.0.weight"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        y, skips = pad_to_stride(x), []
+        for index, block in enumerate(self.encoder):
+            y = block(y)
+            if index in MOBILENET_SKIP_BLOCKS:
+                skips.append(y)
+        return self.head(decode(self.decoder, y, skips))[..., :height, :width]
+
+
+def _pretrained(model: nn.Module, name: str, settings: PretrainedEncoderSection, pretrained: bool) -> nn.Module:
+    """``model`` with the encoder weights ``settings`` pin, when asked and named."""
     if pretrained and settings.weights:
         try:
             model.load_encoder(load_weights(settings.weights, settings.weights_sha256))
         except RuntimeError as exc:
-            raise ValueError(f"weights {settings.weights} do not fit {settings.encoder}: {str(exc).splitlines()[0]}") from None
+            raise ValueError(f"weights {settings.weights} do not fit {name}: {str(exc).splitlines()[0]}") from None
     return model
 
 
@@ -262,7 +343,9 @@ def build_model(name: str, settings: ModelSection, pretrained: bool = True) -> n
             return Refined(unet, settings.downscale, settings.refine.width, settings.refine.window)
         model = unet
     elif name == "resnet_unet":
-        model = _resnet_unet(settings, pretrained)
+        model = _pretrained(ResNetUNet(settings.encoder, settings.decoder_width), settings.encoder, settings, pretrained)
+    elif name == "mobilenet_unet":
+        model = _pretrained(MobileNetUNet(settings.decoder_width), "mobilenet_v2", settings, pretrained)
     elif name in TORCHVISION_MODELS:
         model = _torchvision_model(name)
     else:

@@ -70,7 +70,7 @@ class PreprocessParams(Section):
 
 
 LossName = Literal["bce", "dice", "dicebce", "focal", "tversky"]
-ModelName = Literal["unet", "resnet_unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
+ModelName = Literal["unet", "resnet_unet", "mobilenet_unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 Downscale = Annotated[int, Field(ge=1, le=16)]
@@ -111,25 +111,35 @@ class UnetParams(ModelSection):
         return self.downscale * 2**self.depth
 
 
-class ResnetUnetParams(ModelSection):
-    """Its input is padded to the encoder's stride inside the model, so only ``downscale`` constrains image sides."""
+class PretrainedEncoderSection(ModelSection):
+    """A U-Net decoder on a torchvision encoder, from scratch or from pinned weights. Its
+    input is padded to the encoder's stride inside the model, so only ``downscale``
+    constrains image sides."""
 
-    encoder: Literal["resnet18", "resnet34"]
     decoder_width: Annotated[int, Field(ge=1, le=256)]
     weights: str
     weights_sha256: Sha256
 
     @model_validator(mode="after")
-    def _weights_need_a_hash(self) -> "ResnetUnetParams":
+    def _weights_need_a_hash(self) -> "PretrainedEncoderSection":
         if self.weights and not self.weights_sha256:
             raise ValueError("weights needs weights_sha256 (the SHA-256 of the file, to pin it)")
         return self
+
+
+class ResnetUnetParams(PretrainedEncoderSection):
+    encoder: Literal["resnet18", "resnet34"]
+
+
+class MobilenetUnetParams(PretrainedEncoderSection):
+    pass
 
 
 
 class ModelsParams(Section):
     unet: UnetParams
     resnet_unet: ResnetUnetParams
+    mobilenet_unet: MobilenetUnetParams
     deeplabv3_resnet50: ModelSection
     fcn_resnet50: ModelSection
     lraspp_mobilenet_v3_large: ModelSection
@@ -160,12 +170,25 @@ class TrainParams(Section):
     optimizer: Literal["adam", "adamw"]
     lr: PositiveFloat
     weight_decay: NonNegativeFloat
-    schedule: Literal["cosine", "constant"]
+    schedule: Literal["cosine", "constant", "onecycle"]
+    warmup_epochs: Annotated[int, Field(ge=0)]
+    encoder_lr_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    freeze_encoder_epochs: Annotated[int, Field(ge=0)]
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
     device: Literal["auto", "cpu", "cuda", "mps"]
+    loader_workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)]
     processes: Annotated[int, Field(ge=1, le=64)]
     precision: Literal["fp32", "bf16"]
     channels_last: bool
     augment: AugmentParams
+
+    @model_validator(mode="after")
+    def _schedule_fits_epochs(self) -> "TrainParams":
+        if (self.schedule == "onecycle") != (self.warmup_epochs > 0):
+            raise ValueError("warmup_epochs is the onecycle schedule's warm-up: at least 1 with onecycle, 0 otherwise")
+        if self.warmup_epochs >= self.epochs or self.freeze_encoder_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs and freeze_encoder_epochs must be fewer than epochs ({self.epochs})")
+        return self
 
 
 class BceParams(Section):
@@ -234,6 +257,8 @@ class EvaluateParams(Section):
     min_region_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, le=1.0)]
     flip_tta: bool
+    image_score_share: Annotated[float, Field(ge=0.0, le=0.5)]
+    measure_train: bool
     worst_overlays: Annotated[int, Field(ge=0, le=100)]
     batch_size: PositiveInt
     device: Literal["auto", "cpu", "cuda", "mps"]

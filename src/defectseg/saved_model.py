@@ -56,6 +56,7 @@ def save_decision(folder: Path, decision: Decision, chosen_on: str, score: float
         "image_threshold": decision.image_threshold,
         "min_region_share": decision.min_region_share,
         "flip_tta": decision.flip_tta,
+        "score_top_share": decision.score_top_share,
         "chosen_on": chosen_on,
         "iou": score,
     }
@@ -70,7 +71,11 @@ def load_decision(folder: Path) -> Decision | None:
     try:
         record = json.loads(path.read_text())
         return Decision(
-            float(record["threshold"]), float(record["min_region_share"]), float(record.get("image_threshold", 0.0)), bool(record.get("flip_tta", False))
+            float(record["threshold"]),
+            float(record["min_region_share"]),
+            float(record.get("image_threshold", 0.0)),
+            bool(record.get("flip_tta", False)),
+            float(record.get("score_top_share", 0.0)),
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"not a threshold file ({exc})") from None

@@ -6,7 +6,7 @@ build (0.28.0). On a CPU-only torch its ``_C`` extension fails to load, and
 ``torchvision/_meta_registrations.py`` registers fake kernels for ``nms`` and ``qnms``
 unconditionally, which needs those operator schemas to exist.
 
-The segmentation and ResNet models use none of the compiled ops. So, only when the extension
+The segmentation, ResNet and MobileNetV2 models use none of the compiled ops. So, only when the extension
 cannot load, we define the two schemas (with no kernels) before the import; calling
 ``nms`` then fails with torch's own "no kernel" error instead of breaking every
 import. Where a matching torchvision is installed the extension loads and nothing
@@ -61,6 +61,14 @@ def segmentation_models() -> ModuleType:
     from torchvision.models import segmentation
 
     return segmentation
+
+
+def mobilenet_models() -> ModuleType:
+    """``torchvision.models.mobilenetv2``, importable on CPU-only torch as well."""
+    _make_importable()
+    from torchvision.models import mobilenetv2
+
+    return mobilenetv2
 
 
 def resnet_models() -> ModuleType:

@@ -15,6 +15,7 @@ from defectseg.saved_model import save_model
 from defectseg.sources import sha256_of
 from defectseg.runs import Run
 from defectseg.inference import pick_device
+from defectseg.threads import job_slot
 from defectseg.training import RunSpec, fit
 
 
@@ -41,7 +42,7 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
     world = join(pick_device(params.train.device, "train.device"))
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
-        with logger as live:
+        with job_slot(), logger as live:
             result = fit(spec, build_loss(run.loss, params.losses), train_split, val_split, model_dir / RESUME_STATE, live, world)
             best = result["best"]
             if world.is_main:

@@ -2,7 +2,9 @@
 
 Read it top to bottom: set-up, optional resume, then one loop over epochs that trains,
 validates, logs to DVCLive, keeps the best model by val defect IoU, and saves the
-last state after every epoch. Each epoch re-seeds every random source from
+last state after every epoch. The learning rate follows ``schedule`` step by step; with
+``train.ema_decay`` an exponential moving average of the weights is what is validated
+and kept. Each epoch re-seeds every random source from
 (seed, epoch), so a run resumed after epoch k continues exactly as an uninterrupted one.
 A run resumes only a state saved with the same settings, data and code (``RunSpec``);
 the caller deletes the state once the final model is saved, so a finished run leaves
@@ -20,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from defectseg.augment import build_augment
@@ -30,10 +33,13 @@ from defectseg.dataset import Normalization, SegmentationDataset, Split
 from defectseg.distributed import World, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
 from defectseg.inference import Compute, pick_device, predict_logits
+from defectseg.loader import EpochSampler, build_loader, loader_workers
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model
 from defectseg.params import ModelSection, TrainParams
+from defectseg.schedule import build_scheduler, parameter_groups
+from defectseg.threads import budget_threads
 
 CHECKPOINT_FORMAT = "defectseg-checkpoint-1"
 
@@ -66,25 +72,16 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def seed_epoch(seed: int, epoch: int, augment, rank: int = 0) -> int:
-    """Seed torch, numpy and the augmentation from (seed, epoch, rank); return the epoch seed.
+def seed_epoch(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed torch and numpy from (seed, epoch, rank); return the epoch seed.
 
-    The returned seed is the same on every process, so all of them shuffle alike.
+    The returned seed is the same on every process, so all of them shuffle alike; each
+    image's augmentation is seeded from it (``loader``).
     """
     epoch_seed = seed * 100_003 + epoch
     torch.manual_seed(epoch_seed + rank)
     np.random.seed((epoch_seed + rank) % 2**32)
-    augment.set_random_seed(epoch_seed + 7919 * rank)
     return epoch_seed
-
-
-def epoch_indices(split: Split, free_share: float, generator: torch.Generator) -> list[int]:
-    """The train images of one epoch: every image with a defect, and a random share of the others."""
-    has_defect = split.masks.reshape(len(split), -1).any(axis=1)
-    defective, free = np.flatnonzero(has_defect), np.flatnonzero(~has_defect)
-    keep = round(len(free) * free_share)
-    chosen = free[torch.randperm(len(free), generator=generator)[:keep].numpy()] if keep < len(free) else free
-    return sorted(np.concatenate([defective, chosen]).tolist())
 
 
 VAL_THRESHOLD_STEPS = 99
@@ -99,35 +96,35 @@ def validate(model, split: Split, normalization: Normalization, loss_fn: LossFn,
     return loss, float(ious.max())
 
 
-def _train_one_epoch(model, loader, optimizer, loss_fn, compute: Compute, epoch: int, world: World) -> float:
-    model.train()
-    total, seen = 0.0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None if world.is_main else True)
-    for images, masks in bar:
-        images, masks = compute.put(images), masks.to(compute.device)
+def _train_one_epoch(trainer: "Trainer", loss_fn, epoch: int, world: World) -> float:
+    """One pass over the epoch's batches: a step of the optimizer, the schedule and the EMA
+    per batch. The loss is summed on the device and read once, at the end of the epoch, so
+    no step waits for the host."""
+    trainer.net.train()
+    compute = trainer.compute
+    total, seen = torch.zeros((), device=compute.device), 0
+    for images, masks in tqdm(trainer.loader, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None if world.is_main else True):
+        images, masks = compute.put(images), masks.to(compute.device, non_blocking=True)
         with compute.autocast():
-            logits = model(images)
+            logits = trainer.net(images)
         loss = loss_fn(logits.float(), masks)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"epoch {epoch}: loss became {loss.item()}; lower train.lr or check the data")
-        optimizer.zero_grad(set_to_none=True)
+        trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        total += loss.item() * len(images)
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+        if trainer.ema is not None:
+            trainer.ema.update_parameters(trainer.model)
+        total += loss.detach() * len(images)
         seen += len(images)
-        bar.set_postfix(loss=f"{total / seen:.4f}")
-    return mean_over_processes(total / seen, world)
+    mean = mean_over_processes(total.item() / seen, world)
+    if not math.isfinite(mean):
+        raise TrainingError(f"epoch {epoch}: loss became {mean}; lower train.lr or check the data")
+    return mean
 
 
 def _optimizer(params: TrainParams, model) -> torch.optim.Optimizer:
     kind = torch.optim.AdamW if params.optimizer == "adamw" else torch.optim.Adam
-    return kind(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-
-
-def _schedule(params: TrainParams, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    if params.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return kind(parameter_groups(model), lr=params.lr, weight_decay=params.weight_decay)
 
 
 def _resume_state(path: Path, spec: RunSpec) -> dict | None:
@@ -157,15 +154,24 @@ def _resume_state(path: Path, spec: RunSpec) -> dict | None:
 
 @dataclass
 class Trainer:
-    """The mutable parts of one run: model (and its DDP wrapper), optimizer, schedule, data."""
+    """The mutable parts of one run: model (and its DDP wrapper), optimizer, schedule, the
+    weights' moving average (``ema``, or None), data."""
 
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: AveragedModel | None
     compute: Compute
     dataset: SegmentationDataset
+    sampler: EpochSampler
+    loader: DataLoader
     batch_size: int
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """The model that is validated and saved: the moving average where there is one."""
+        return self.model if self.ema is None else self.ema.module
 
     @classmethod
     def build(cls, spec: RunSpec, train_split: Split, last_path: Path, world: World) -> "Trainer":
@@ -176,26 +182,25 @@ class Trainer:
         model = compute.place(build_model(spec.model_name, spec.model_settings))
         optimizer = _optimizer(params, model)
         dataset = SegmentationDataset(train_split, Normalization.of(train_split.images), build_augment(params.augment))
-        epoch_size = len(epoch_indices(train_split, params.free_sample_share, torch.Generator()))
+        sampler = EpochSampler(train_split, params.free_sample_share, world.rank, world.size)
+        epoch_size = sampler.epoch_size
         if epoch_size < 2 * world.size:
             raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2 per process")
         batch_size = min(params.batch_size, epoch_size) // world.size
         if batch_size < 2:
             raise TrainingError(f"train.batch_size {params.batch_size} split over {world.size} processes leaves fewer than 2 images per step")
         net = DistributedDataParallel(model) if world.size > 1 else model
-        return cls(model, net, optimizer, _schedule(params, optimizer), compute, dataset, batch_size)
+        steps_per_epoch = len(sampler) // batch_size
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(params.ema_decay), use_buffers=True) if params.ema_decay else None
+        loader = build_loader(dataset, sampler, batch_size, loader_workers(params.loader_workers, compute.device), compute.device)
+        return cls(model, net, optimizer, build_scheduler(optimizer, params, steps_per_epoch), ema, compute, dataset, sampler, loader, batch_size)
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-
-    def loader(self, spec: RunSpec, epoch_seed: int, world: World) -> DataLoader:
-        """This process's batches of one epoch: every defect image and a fresh share of free ones."""
-        split = self.dataset.split
-        subset = Subset(self.dataset, epoch_indices(split, spec.params.free_sample_share, torch.Generator().manual_seed(epoch_seed)))
-        sampler = DistributedSampler(subset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=epoch_seed, drop_last=True)
-        return DataLoader(subset, batch_size=self.batch_size, sampler=sampler, drop_last=True, pin_memory=self.compute.device.type == "cuda")
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
 
 def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, last_path: Path, live, world: World = World()) -> dict:
@@ -209,7 +214,7 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     """
     trainer = Trainer.build(spec, train_split, last_path, world)
     history: list[dict] = []
-    best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(trainer.model.state_dict())}
+    best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(trainer.kept.state_dict())}
     resumed = _resume_state(last_path, spec)
     if resumed is not None:
         trainer.restore(resumed)
@@ -224,7 +229,7 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
         row = _epoch(trainer, spec, loss_fn, val_split, epoch, world)
         history.append(row)
         if row.get("val_iou", -math.inf) > best["val_iou"]:
-            best = {"val_iou": row["val_iou"], "epoch": epoch, "weights": copy.deepcopy(trainer.model.state_dict())}
+            best = {"val_iou": row["val_iou"], "epoch": epoch, "weights": copy.deepcopy(trainer.kept.state_dict())}
         if world.is_main:
             _log_epoch(live, row)
             validated = f", val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}" if "val_iou" in row else ""
@@ -236,16 +241,16 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
 def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, epoch: int, world: World) -> dict:
     """Train one epoch, validate (every ``val_every`` epochs and after the last), step the
     schedule; return the epoch's history row."""
-    epoch_seed = seed_epoch(spec.seed, epoch, trainer.dataset.augment, world.rank)
-    loader = trainer.loader(spec, epoch_seed, world)
-    train_loss = _train_one_epoch(trainer.net, loader, trainer.optimizer, loss_fn, trainer.compute, epoch, world)
-    row = {"epoch": epoch, "lr": trainer.optimizer.param_groups[0]["lr"], "train_loss": train_loss}
+    budget_threads()
+    trainer.sampler.set_epoch(seed_epoch(spec.seed, epoch, world.rank))
+    lr = trainer.optimizer.param_groups[-1]["lr"]
+    train_loss = _train_one_epoch(trainer, loss_fn, epoch, world)
+    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
     if epoch % spec.params.val_every == 0 or epoch == spec.params.epochs:
-        val_loss, val_iou = validate(trainer.model, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)
+        val_loss, val_iou = validate(trainer.kept, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)
         if not math.isfinite(val_loss):
             raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
         row.update(val_loss=val_loss, val_iou=val_iou)
-    trainer.scheduler.step()
     return row
 
 
@@ -259,6 +264,7 @@ def _save_last(path: Path, trainer: Trainer, spec: RunSpec, history: list[dict],
             "model": trainer.model.state_dict(),
             "optimizer": trainer.optimizer.state_dict(),
             "scheduler": trainer.scheduler.state_dict(),
+            **({} if trainer.ema is None else {"ema": trainer.ema.state_dict()}),
             "history": history,
             "best_model": best["weights"],
             "best_val_iou": best["val_iou"],

@@ -1,0 +1,108 @@
+"""Training levers on the Magnetic Tile val split: what each does to a run, measured on val only.
+
+Run: .venv/bin/python bench/levers.py --config configs/mtd.yaml --levers configs/levers-mtd.yaml --out /tmp/levers [--data FOLDER] [--only NAME ...]
+
+Prepares and preprocesses the data once (the single split of ``data.split``, fold 0), then
+for each lever (a name and its params overrides, applied after the configs) trains one
+run with the project's own ``train_run`` and scores its val split at each image's own
+size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm budget,
+image AUROC, crack and blowhole IoU, minutes of training, and whether it converged
+(``convergence``). The test split is never read. Each lever's row goes to
+``OUT/<name>/val.json`` and its val probability maps to ``OUT/<name>/val_maps.npz``
+(for choosing the image score without retraining).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from defectseg.convergence import convergence
+from defectseg.dataset import load_split, read_manifest, split_fold
+from defectseg.evaluation import choose_decision, measure, native_split
+from defectseg.inference import Compute, pick_device, predict_probabilities
+from defectseg.params import apply_overrides, parse_params
+from defectseg.prepare import prepare_dataset
+from defectseg.preprocess import preprocess
+from defectseg.runs import Run
+from defectseg.saved_model import load_model
+from defectseg.train_run import train_run
+
+
+def params_for(configs: list[Path], overrides: dict):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    merged = {}
+    for config in configs:
+        merged.update(yaml.safe_load(config.read_text()))
+    return parse_params(apply_overrides(raw, {**merged, **overrides}))
+
+
+def prepared(params, out: Path) -> tuple[Path, Path]:
+    data = out / "data" / f"{params.preprocess.height_width[0]}px"
+    if not (data / "preprocessed" / "pairs.npz").exists():
+        prepare_dataset(params.data, 1, out_dir=data / "prepared", cache_dir=out / "data" / "cache")
+        preprocess(data / "prepared" / "manifest.csv", params.preprocess, out_dir=data / "preprocessed")
+    return data / "preprocessed" / "pairs.npz", data / "prepared" / "manifest.csv"
+
+
+def val_history(live_dir: Path) -> pd.Series:
+    table = pd.read_csv(live_dir / "plots" / "metrics" / "val" / "iou.tsv", sep="\t")
+    return pd.Series(table["iou"].to_numpy(), index=table["step"].to_numpy() + 1)
+
+
+def score_val(model_dir: Path, pairs: Path, manifest_path: Path, params) -> tuple[dict, object]:
+    manifest = read_manifest(manifest_path)
+    val = split_fold(load_split(pairs), manifest, manifest_path, 0)["val"]
+    compute = Compute(pick_device(params.evaluate.device, "evaluate.device"))
+    probabilities = predict_probabilities(load_model(model_dir), val.images, params.evaluate.batch_size, compute, params.evaluate.flip_tta)
+    native = native_split(val, probabilities, manifest, params.preprocess.mask_threshold)
+    metrics, _, _ = measure(native, choose_decision(native, params.evaluate), params.evaluate.max_false_alarm_rate)
+    return metrics, native
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", action="append", required=True, type=Path)
+    parser.add_argument("--levers", required=True, type=Path, help="YAML: lever name -> {model, loss, overrides}")
+    parser.add_argument("--data", default="../shared/datasets/magnetic-tile")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--only", nargs="*", help="run only these levers")
+    args = parser.parse_args()
+    levers = yaml.safe_load(args.levers.read_text())
+    for name, lever in levers.items():
+        if args.only and name not in args.only:
+            continue
+        overrides = {"data.source": str(Path(args.data).resolve()), "compare.folds": [0], **lever.get("overrides", {})}
+        params = params_for(args.config, overrides)
+        pairs, manifest = prepared(params, args.out)
+        folder = args.out / name
+        start = time.perf_counter()
+        train_run(params, Run(lever["model"], lever["loss"], 0, 0), pairs, manifest, folder / "model", folder / "live")
+        minutes = (time.perf_counter() - start) / 60
+        metrics, native = score_val(folder / "model", pairs, manifest, params)
+        history = val_history(folder / "live")
+        row = {
+            "lever": name,
+            "val_iou": metrics["iou"],
+            "mean_image_iou": metrics["mean_image_iou"],
+            "recall_at_fa": metrics["recall_at_false_alarm_rate"],
+            "image_auroc": metrics["image_auroc"],
+            "crack": metrics["per_class_iou"].get("crack"),
+            "blowhole": metrics["per_class_iou"].get("blowhole"),
+            "train_minutes": round(minutes, 1),
+            "best_epoch_val_iou": float(history.max()),
+            **convergence(history, params.train.epochs),
+            "overrides": lever.get("overrides", {}),
+        }
+        (folder / "val.json").write_text(json.dumps({"row": row, "metrics": metrics, "history": history.to_dict()}, indent=1))
+        np.savez_compressed(folder / "val_maps.npz", **{f"p{i}": p.astype(np.float16) for i, p in enumerate(native.probabilities)},
+                            **{f"t{i}": t for i, t in enumerate(native.truth)}, classes=native.split.classes)  # fmt: skip
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Did a run finish learning? A rule on its own validation history.
+
+A run is **still learning** when its best val IoU over the last eighth of its epochs
+beats its best before that by more than ``GAIN`` (0.02 IoU); otherwise it has
+**converged**. Why the last eighth and not the last quarter: under the annealed schedules
+(``cosine``, ``onecycle``) the rate's final descent lifts val IoU through the third
+quarter even in a run that has finished learning, while over the last eighth the rate is
+under 4% of its peak, so a gain there means the run was still improving when it stopped.
+A run not validated both inside and before its last eighth cannot be judged and counts
+as still learning.
+"""
+
+import math
+
+import pandas as pd
+
+GAIN = 0.02
+TAIL = 1 / 8
+
+
+def convergence(val_iou: pd.Series, epochs: int) -> dict:
+    """``{"converged": bool, "tail_gain": float | None}`` for val IoUs indexed by epoch (1-based) of an ``epochs``-epoch run."""
+    val_iou = val_iou.dropna()
+    tail_start = epochs - math.ceil(TAIL * epochs)
+    before, tail = val_iou[val_iou.index <= tail_start], val_iou[val_iou.index > tail_start]
+    if before.empty or tail.empty:
+        return {"converged": False, "tail_gain": None}
+    gain = float(tail.max() - before.max())
+    return {"converged": gain <= GAIN, "tail_gain": round(gain, 4)}
