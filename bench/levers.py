@@ -6,8 +6,8 @@ Prepares and preprocesses the data once (the single split of ``data.split``, fol
 for each lever (a name and its params overrides, applied after the configs) trains one
 run with the project's own ``train_run`` and scores its val split at each image's own
 size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm budget,
-image AUROC, crack and blowhole IoU, minutes of training, and whether it converged
-(``convergence``). The test split is never read. Each lever's row goes to
+image AUROC, crack and blowhole IoU (and IoU and recall without flip test-time
+augmentation), minutes of training, and whether it converged (``convergence``). The test split is never read. Each lever's row goes to
 ``OUT/<name>/val.json`` and its val probability maps to ``OUT/<name>/val_maps.npz``
 (for choosing the image score without retraining).
 """
@@ -54,13 +54,15 @@ def val_history(live_dir: Path) -> pd.Series:
     return pd.Series(table["iou"].to_numpy(), index=table["step"].to_numpy() + 1)
 
 
-def score_val(model_dir: Path, pairs: Path, manifest_path: Path, params) -> tuple[dict, object]:
+def score_val(model_dir: Path, pairs: Path, manifest_path: Path, params, flip_tta: bool) -> tuple[dict, object]:
+    """Val metrics at native size, with or without flip test-time augmentation, and the native maps."""
     manifest = read_manifest(manifest_path)
     val = split_fold(load_split(pairs), manifest, manifest_path, 0)["val"]
     compute = Compute(pick_device(params.evaluate.device, "evaluate.device"))
-    probabilities = predict_probabilities(load_model(model_dir), val.images, params.evaluate.batch_size, compute, params.evaluate.flip_tta)
-    native = native_split(val, probabilities, manifest, params.preprocess.mask_threshold)
-    metrics, _, _ = measure(native, choose_decision(native, params.evaluate), params.evaluate.max_false_alarm_rate)
+    probabilities = predict_probabilities(load_model(model_dir), val.images, params.evaluate.batch_size, compute, flip_tta)
+    native = native_split(val, probabilities, manifest, params.preprocess.mask_threshold, params.evaluate.image_score_share)
+    evaluate = params.evaluate.model_copy(update={"flip_tta": flip_tta})
+    metrics, _, _ = measure(native, choose_decision(native, evaluate), evaluate.max_false_alarm_rate)
     return metrics, native
 
 
@@ -83,7 +85,8 @@ def main() -> None:
         start = time.perf_counter()
         train_run(params, Run(lever["model"], lever["loss"], 0, 0), pairs, manifest, folder / "model", folder / "live")
         minutes = (time.perf_counter() - start) / 60
-        metrics, native = score_val(folder / "model", pairs, manifest, params)
+        metrics, native = score_val(folder / "model", pairs, manifest, params, params.evaluate.flip_tta)
+        plain, _ = score_val(folder / "model", pairs, manifest, params, False)
         history = val_history(folder / "live")
         row = {
             "lever": name,
@@ -93,6 +96,8 @@ def main() -> None:
             "image_auroc": metrics["image_auroc"],
             "crack": metrics["per_class_iou"].get("crack"),
             "blowhole": metrics["per_class_iou"].get("blowhole"),
+            "val_iou_without_tta": plain["iou"],
+            "recall_at_fa_without_tta": plain["recall_at_false_alarm_rate"],
             "train_minutes": round(minutes, 1),
             "best_epoch_val_iou": float(history.max()),
             **convergence(history, params.train.epochs),

@@ -8,12 +8,16 @@ and the data source as `-S` flags, so the experiment stays in this repository: `
 show` lists it, `dvc exp apply NAME` brings its trained models (and their decision files)
 out of the DVC cache for `defectseg predict --model models/<run>`, and `dvc exp push`
 shares it. Then copies its report, figures, overlays, headline.json and comparison.json
-into reports/<NAME>/ (git ignores the overlays: they show data-set images) and prints the
-headline, the verdicts and the wall time.
+into reports/<NAME>/ (git ignores the overlays: they show data-set images) with a
+provenance.json (date, machine, commit, wall time, the stages' code hashes from the
+experiment's dvc.lock), prints the headline, the verdicts, convergence and the wall time,
+and rewrites the result tables of the README and docs/ that cite a report
+(``defectseg tables``).
 """
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import yaml
 
 from defectseg.atomic import atomic_dir
 from defectseg.experiments import files_in, read_file, run_experiment
+from defectseg.results_tables import provenance, write_tables
 
 
 def main() -> None:
@@ -34,6 +39,8 @@ def main() -> None:
     for config in args.config:
         overrides.update(yaml.safe_load(config.read_text()))
     overrides["data.source"] = source
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    date = time.strftime("%Y-%m-%d")
     start = time.perf_counter()
     ref = run_experiment(args.name, overrides)
     elapsed = time.perf_counter() - start
@@ -44,8 +51,8 @@ def main() -> None:
             target = out / Path(path).relative_to(Path(path).parts[0])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read_file(ref, path))
-        configs = " ".join(f"--config {c}" for c in args.config)
-        (out / "wall_time.txt").write_text(f"{elapsed:.0f} s for dvc exp run (prepare to report), experiment {args.name}, {configs}\n")
+        record = provenance(read_file(ref, "dvc.lock").decode(), commit, date, elapsed, [str(c) for c in args.config], args.name)
+        (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
     table = json.loads((out_dir / "comparison.json").read_text())
     print(f"{args.name}: {elapsed / 60:.1f} min wall time, {table['folds']} fold(s), every figure at each image's own size")
     for arm, row in table["arms"].items():
@@ -55,7 +62,11 @@ def main() -> None:
         )
     for verdict in table["verdicts"]:
         print(verdict["verdict"])
+    late = [name for name, run in table["runs"].items() if not run["converged"]]
+    print(f"{len(table['runs']) - len(late)} of {len(table['runs'])} runs converged" + (f"; still learning: {', '.join(late)}" if late else ""))
+    refreshed = write_tables()
     print(f"report: {out_dir}/report.md; models: dvc exp apply {args.name}, then defectseg predict --model models/<run>")
+    print(f"result tables refreshed in: {', '.join(map(str, refreshed)) or 'none (no document cites this report yet)'}")
 
 
 if __name__ == "__main__":

@@ -161,3 +161,19 @@ def test_console_script_is_installed(model_dir, images, tmp_path):
     result = subprocess.run([script, "predict", "--model", model_dir, "--out", tmp_path / "out", images], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "3 images predicted" in result.stdout
+
+
+def test_python_dash_m_runs_predict_and_export_like_the_console_script(model_dir, images, tmp_path):
+    predicted = subprocess.run([sys.executable, "-m", "defectseg", "predict", "--model", model_dir, "--out", tmp_path / "out", images], capture_output=True, text=True)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "3 images predicted" in predicted.stdout and (tmp_path / "out" / "predictions.csv").is_file()
+    exported = subprocess.run([sys.executable, "-m", "defectseg", "export", "--model", model_dir, "--format", "torchscript", "--out", tmp_path / "m.pt"], capture_output=True, text=True)
+    assert exported.returncode == 0 and (tmp_path / "m.pt").is_file(), exported.stderr
+
+
+def test_python_dash_m_help_shows_each_command_with_an_example():
+    result = subprocess.run([sys.executable, "-m", "defectseg", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("usage: defectseg")
+    for command in ("predict", "export"):
+        assert f"    {command} " in result.stdout, f"{command} is listed"
+        assert f"  defectseg {command} --model " in result.stdout, f"{command} has an example"

@@ -2,6 +2,7 @@
 and verdicts, and renders tables, figures and overlays; fixture runs stand in for evaluate."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,15 @@ def fold_ids(fold: int) -> list[str]:
     return [f"t{fold}{i}" for i in range(IMAGES_PER_FOLD)]
 
 
-def write_run(root, run: Run, tp, test_iou: float = 0.5):
+EPOCHS = 8
+SETTLED = [0.2, 0.3, 0.4, 0.5, 0.55, 0.56, 0.56, 0.565]
+RISING = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
+
+
+def write_run(root, run: Run, tp, test_iou: float = 0.5, val_iou: list[float] = SETTLED):
     """A run's outputs as evaluate and train write them: images t<fold>0..4 have defects (``tp``
-    true pixels each, 5 false and 5 missed), t<fold>5..9 are free, t<fold>9 with 3 false pixels."""
+    true pixels each, 5 false and 5 missed), t<fold>5..9 are free, t<fold>9 with 3 false pixels;
+    ``val_iou`` per epoch of an ``EPOCHS``-epoch run."""
     (root / "metrics").mkdir(exist_ok=True)
     split = {"iou": test_iou, "pixel_ap": 0.6}
     (root / "metrics" / f"{run.name}.json").write_text(json.dumps({"threshold": 0.4, "best_epoch": 3, "fold": run.fold, "test": split}))
@@ -44,9 +51,10 @@ def write_run(root, run: Run, tp, test_iou: float = 0.5):
     table.to_csv(folder / "per_image.csv", index=False)
     pd.DataFrame({"recall": [0.0, 0.5, 1.0], "precision": [1.0, 0.8, 0.3]}).to_csv(folder / "pr_curve.csv", index=False)
     plots = root / "dvclive" / run.name / "plots" / "metrics"
-    for group, metric, values in [("train", "loss", [0.9, 0.5]), ("val", "loss", [0.8, 0.6]), ("val", "iou", [0.2, 0.5])]:
+    losses = [1 - v for v in val_iou]
+    for group, metric, values in [("train", "loss", losses), ("val", "loss", losses), ("val", "iou", val_iou)]:
         (plots / group).mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"step": [0, 1], metric: values}).to_csv(plots / group / f"{metric}.tsv", sep="\t", index=False)
+        pd.DataFrame({"step": range(len(values)), metric: values}).to_csv(plots / group / f"{metric}.tsv", sep="\t", index=False)
 
 
 TP = {("unet", "bce"): 10, ("unet", "dice"): 20, ("resnet_unet", "bce"): 10, ("resnet_unet", "dice"): [6, 14, 6, 14, 10]}
@@ -64,7 +72,7 @@ def fixture_runs(tmp_path):
 
 
 def build(root, **overrides):
-    settings = {"compare.models": ["unet", "resnet_unet"], "compare.losses": ["bce", "dice"], "compare.folds": [0, 1], **overrides}
+    settings = {"compare.models": ["unet", "resnet_unet"], "compare.losses": ["bce", "dice"], "compare.folds": [0, 1], "train.epochs": EPOCHS, **overrides}
     return build_report(params_with(**settings), root / "metrics", root / "evaluation", root / "dvclive", root / "summary.json", root / "reports", root)
 
 
@@ -106,6 +114,22 @@ def test_report_has_a_verdict_per_pair_of_losses_and_of_models(fixture_runs):
     assert lines[3].startswith("unet beats resnet_unet by +") and lines[3].endswith("(loss dice)")
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert all(f"- {line}" in report for line in lines)
+
+
+def test_runs_still_learning_are_marked_in_the_table_and_the_verdicts_that_involve_them(fixture_runs):
+    run = Run("unet", "dice", 0, 1)
+    for path in (fixture_runs / "evaluation" / run.name, fixture_runs / "dvclive" / run.name):
+        shutil.rmtree(path)
+    write_run(fixture_runs, run, TP[("unet", "dice")], test_iou=0.6, val_iou=RISING)
+    table = build(fixture_runs)
+    assert table["runs"][run.name] == {"converged": False, "tail_gain": 0.1, "best_epoch": 3}
+    assert table["runs"]["unet-bce-seed0-fold0"]["converged"]
+    assert table["arms"]["unet-dice"]["runs_still_learning"] == [run.name] and table["arms"]["unet-bce"]["runs_still_learning"] == []
+    flagged = [v["verdict"] for v in table["verdicts"] if "not settled" in v["verdict"]]
+    assert len(flagged) == 2 and all("unet-dice (1 run(s) still learning)" in line for line in flagged)
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "| unet | dice *still learning (1 run(s))* |" in report
+    assert f"| {run.name} | 3 | +0.100 | **still learning** |" in report and "| unet-bce-seed0-fold0 | 3 | +0.005 | converged |" in report
 
 
 def test_verdict_line_reads_as_a_sentence():
@@ -156,5 +180,5 @@ def test_header_names_each_models_settings_and_flip_tta(fixture_runs):
     build(fixture_runs, **{"models.unet.downscale": 2, "models.unet.refine.width": 8, "evaluate.flip_tta": True})
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert "`unet` (downscale 2, base_width 16, depth 4, refine.width 8, refine.window 64)" in report
-    assert "`resnet_unet` (downscale 1, encoder resnet18, decoder_width 16, weights , weights_sha256 )" in report
+    assert "`resnet_unet` (downscale 1, decoder_width 16, weights , weights_sha256 , encoder resnet18)" in report
     assert "averaged over the image and its horizontal and vertical mirror images" in report

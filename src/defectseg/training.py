@@ -96,7 +96,7 @@ def validate(model, split: Split, normalization: Normalization, loss_fn: LossFn,
     return loss, float(ious.max())
 
 
-def _train_one_epoch(trainer: "Trainer", loss_fn, epoch: int, world: World) -> float:
+def train_one_epoch(trainer: "Trainer", loss_fn, epoch: int, world: World) -> float:
     """One pass over the epoch's batches: a step of the optimizer, the schedule and the EMA
     per batch. The loss is summed on the device and read once, at the end of the epoch, so
     no step waits for the host."""
@@ -244,7 +244,7 @@ def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, e
     budget_threads()
     trainer.sampler.set_epoch(seed_epoch(spec.seed, epoch, world.rank))
     lr = trainer.optimizer.param_groups[-1]["lr"]
-    train_loss = _train_one_epoch(trainer, loss_fn, epoch, world)
+    train_loss = train_one_epoch(trainer, loss_fn, epoch, world)
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
     if epoch % spec.params.val_every == 0 or epoch == spec.params.epochs:
         val_loss, val_iou = validate(trainer.kept, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)

@@ -1,0 +1,5 @@
+"""``python -m defectseg``: the ``defectseg`` command, for when the console script is not on PATH."""
+
+from defectseg.cli import main
+
+main()

@@ -1,0 +1,157 @@
+"""Result tables in the Markdown docs, written from the reports they cite, never typed.
+
+A document marks a table with a pair of comments naming a report folder::
+
+    <!-- results: reports/mtd-cv-losses -->
+    ... (written by ``defectseg tables``) ...
+    <!-- /results -->
+
+``write_tables`` fills every such block from the folder's ``comparison.json`` and its
+``provenance.json`` (when, on what machine, at which commit, and the code hashes of the
+stages, as ``dvc.lock`` records them). A block whose stage code has changed since its
+run is marked **stale** where it is shown. ``check_tables`` lists the blocks that differ
+from what would be written, so a test catches a hand-edited or outdated table.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import re
+from pathlib import Path
+
+import yaml
+
+from defectseg.atomic import write_text
+
+BLOCK = re.compile(r"(<!-- results: (?P<folder>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+CLASSES = ("blowhole", "break", "crack", "fray", "uneven")
+
+
+def code_hashes(lock: dict) -> dict[str, str]:
+    """The MD5 of every ``src/`` file the stages of a ``dvc.lock`` depend on, as DVC recorded it."""
+    hashes = {}
+    for stage in lock.get("stages", {}).values():
+        for dep in stage.get("deps", []):
+            if dep["path"].startswith("src/") and "md5" in dep:
+                hashes[dep["path"]] = dep["md5"]
+    return dict(sorted(hashes.items()))
+
+
+def machine() -> str:
+    """The CPU model and core count of this machine, as the tables name it."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def provenance(lock_text: str, commit: str, date: str, wall_seconds: float | None, configs: list[str], experiment: str) -> dict:
+    """What ``provenance.json`` holds for one report."""
+    return {
+        "experiment": experiment,
+        "commit": commit,
+        "date": date,
+        "machine": machine(),
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds),
+        "configs": configs,
+        "code": code_hashes(yaml.safe_load(lock_text)),
+    }
+
+
+def changed_code(code: dict[str, str], root: Path) -> list[str]:
+    """The recorded ``src/`` files whose content differs now (or that are gone)."""
+    changed = []
+    for path, md5 in code.items():
+        current = root / path
+        if not current.is_file() or hashlib.md5(current.read_bytes()).hexdigest() != md5:
+            changed.append(path)
+    return changed
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _interval(pair) -> str:
+    return "" if not pair or pair[0] is None else f" [{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def _provenance_line(record: dict | None, table: dict, root: Path) -> str:
+    first = next(iter(table["arms"].values()))
+    design = f"{table['folds']}-fold cross-validation, pooled over all {first['images']} images" if table["folds"] > 1 else f"one split, {first['images']} test images"
+    if record is None:
+        return f"*{design} ({first['defect_images']} with defects). No provenance recorded: measured before reports kept their commit and code hashes.*"
+    minutes = "" if record["wall_seconds"] is None else f", {record['wall_seconds'] / 60:.1f} min wall time"
+    line = (
+        f"*{design} ({first['defect_images']} with defects); every figure at each image's own size. "
+        f"Measured {record['date']} on {record['machine']}{minutes}, commit `{record['commit'][:10]}`"
+        + (f", experiment `{record['experiment']}`" if record["experiment"] else "")
+        + ".*"
+    )
+    changed = changed_code(record["code"], root)
+    if changed:
+        line += f"\n\n**Stale**: the stage code changed since this run ({', '.join(Path(p).name for p in changed)}); re-run it to refresh these figures."
+    return line
+
+
+def render(folder: Path, root: Path) -> str:
+    """The Markdown block for the report in ``folder`` (relative to ``root``)."""
+    table = json.loads((root / folder / "comparison.json").read_text())
+    record_path = root / folder / "provenance.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    lines = [
+        "| arm | pooled IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget | crack | blowhole | runs converged |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    runs = table.get("runs", {})
+    for arm, row in table["arms"].items():
+        arm_runs = [run for name, run in runs.items() if name.startswith(f"{arm}-seed")]
+        converged = f"{sum(r['converged'] for r in arm_runs)} of {len(arm_runs)}" if arm_runs else "not recorded"
+        lines.append(
+            f"| {arm} | {row['iou']:.3f}{_interval(row.get('iou_interval'))} | {_number(row['mean_image_iou'])} "
+            f"| {row['detection_recall']:.3f}{_interval(row.get('detection_recall_interval'))} "
+            f"| {_number(row['false_alarm_rate'])}{_interval(row.get('false_alarm_rate_interval'))} "
+            f"| {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} "
+            f"| {_number(row['per_class_iou'].get('crack'))} | {_number(row['per_class_iou'].get('blowhole'))} | {converged} |"
+        )
+    lines += ["", *(f"- {v['verdict']}" for v in table["verdicts"])] if table["verdicts"] else []
+    lines += ["", _provenance_line(record, table, root), ""]
+    return "\n".join(lines)
+
+
+def _rewritten(text: str, root: Path) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + render(Path(m.group("folder")), root) + m.group(4), text)
+
+
+def documents(root: Path) -> list[Path]:
+    """The Markdown files that may hold result blocks: the README and every page of ``docs/``."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def write_tables(root: Path = Path(".")) -> list[Path]:
+    """Rewrite every result block of the documents; return the files that changed."""
+    changed = []
+    for path in documents(root):
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        fresh = _rewritten(text, root)
+        if fresh != text:
+            write_text(path, fresh)
+            changed.append(path)
+    return changed
+
+
+def check_tables(root: Path = Path(".")) -> list[str]:
+    """``file: report`` for each result block that differs from what ``write_tables`` would write."""
+    stale = []
+    for path in documents(root):
+        if not path.is_file():
+            continue
+        for match in BLOCK.finditer(path.read_text()):
+            if match.group("body") != render(Path(match.group("folder")), root):
+                stale.append(f"{path.relative_to(root)}: {match.group('folder')}")
+    return stale

@@ -1,0 +1,76 @@
+"""The README is the front door, its links resolve, and the result tables cannot drift from the reports."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from defectseg.results_tables import check_tables, provenance, render, write_tables
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def markdown_files() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def test_readme_is_short_and_starts_with_the_two_setup_commands():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) < 200
+    first_block = re.search(r"```bash\n(.*?)```", text, re.DOTALL).group(1)
+    assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make repro", "make test"]
+
+
+@pytest.mark.parametrize("page", markdown_files(), ids=lambda p: p.name)
+def test_every_relative_link_resolves(page):
+    for target in LINK.findall(page.read_text()):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_readme_links_every_docs_page():
+    readme = (REPO / "README.md").read_text()
+    assert all(f"docs/{page.name}" in readme for page in (REPO / "docs").glob("*.md"))
+
+
+def test_committed_result_tables_match_their_reports():
+    assert check_tables(REPO) == []
+
+
+def copy_of_docs(tmp_path: Path) -> Path:
+    for name in ("README.md", "docs", "reports", "src"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    return tmp_path
+
+
+def test_a_hand_edited_table_is_caught_and_rewritten(tmp_path):
+    root = copy_of_docs(tmp_path)
+    readme = root / "README.md"
+    original = readme.read_text()
+    block = re.search(r"<!-- results: (\S+) -->\n(.*?)<!-- /results -->", original, re.DOTALL)
+    assert block, "the README cites a report"
+    edited = re.sub(r"\| (\d\.\d{3})", lambda m: f"| {float(m.group(1)) + 0.1:.3f}", block.group(2), count=1)
+    assert edited != block.group(2)
+    readme.write_text(original.replace(block.group(2), edited))
+    assert check_tables(root) == [f"README.md: {block.group(1)}"]
+    assert write_tables(root) == [readme]
+    assert readme.read_text() == original and check_tables(root) == []
+
+
+def test_a_table_whose_stage_code_changed_is_marked_stale(tmp_path):
+    root = copy_of_docs(tmp_path)
+    folder = root / "reports" / "fixture"
+    shutil.copytree(root / "reports" / "mtd-cv-losses", folder)
+    lock = {"stages": {"train": {"deps": [{"path": "src/defectseg/losses.py", "md5": __import__("hashlib").md5((root / "src/defectseg/losses.py").read_bytes()).hexdigest()}]}}}
+    record = provenance(json.dumps(lock), "0123456789abcdef", "2026-11-28", 600, ["configs/mtd.yaml"], "fixture")
+    (folder / "provenance.json").write_text(json.dumps(record))
+    fresh = render(Path("reports/fixture"), root)
+    assert "commit `0123456789`" in fresh and "10.0 min wall time" in fresh and "Stale" not in fresh
+    with open(root / "src/defectseg/losses.py", "a") as module:
+        module.write("# changed\n")
+    assert "**Stale**: the stage code changed since this run (losses.py)" in render(Path("reports/fixture"), root)
