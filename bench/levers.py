@@ -9,11 +9,14 @@ size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm bu
 image AUROC, crack and blowhole IoU (and IoU and recall without flip test-time
 augmentation), minutes of training, and whether it converged (``convergence``). The test split is never read. Each lever's row goes to
 ``OUT/<name>/val.json`` and its val probability maps to ``OUT/<name>/val_maps.npz``
-(for choosing the image score without retraining).
+(for choosing the image score without retraining); every row so far, with the date,
+machine, commit and the MD5 of the code this script runs, to ``OUT/levers.json``, which
+``defectseg tables`` renders where a document cites its folder.
 """
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from defectseg.code_fingerprint import import_closure
 from defectseg.convergence import convergence
 from defectseg.dataset import load_split, read_manifest, split_fold
 from defectseg.evaluation import choose_decision, measure, native_split
@@ -30,7 +34,10 @@ from defectseg.prepare import prepare_dataset
 from defectseg.preprocess import preprocess
 from defectseg.runs import Run
 from defectseg.saved_model import load_model
+from defectseg.results_tables import file_hashes, machine
 from defectseg.train_run import train_run
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def params_for(configs: list[Path], overrides: dict):
@@ -75,6 +82,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only these levers")
     args = parser.parse_args()
     levers = yaml.safe_load(args.levers.read_text())
+    summary = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "code": file_hashes(list(import_closure(Path(__file__))), REPO),
+        "rows": [],
+    }
     for name, lever in levers.items():
         if args.only and name not in args.only:
             continue
@@ -106,6 +120,8 @@ def main() -> None:
         (folder / "val.json").write_text(json.dumps({"row": row, "metrics": metrics, "history": history.to_dict()}, indent=1))
         np.savez_compressed(folder / "val_maps.npz", **{f"p{i}": p.astype(np.float16) for i, p in enumerate(native.probabilities)},
                             **{f"t{i}": t for i, t in enumerate(native.truth)}, classes=native.split.classes)  # fmt: skip
+        summary["rows"].append(row)
+        (args.out / "levers.json").write_text(json.dumps(summary, indent=1))
         print(json.dumps(row), flush=True)
 
 

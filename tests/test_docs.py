@@ -73,4 +73,4 @@ def test_a_table_whose_stage_code_changed_is_marked_stale(tmp_path):
     assert "commit `0123456789`" in fresh and "10.0 min wall time" in fresh and "Stale" not in fresh
     with open(root / "src/defectseg/losses.py", "a") as module:
         module.write("# changed\n")
-    assert "**Stale**: the stage code changed since this run (losses.py)" in render(Path("reports/fixture"), root)
+    assert "**Stale**: the code changed since this run (losses.py)" in render(Path("reports/fixture"), root)

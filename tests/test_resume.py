@@ -14,28 +14,28 @@ import time
 
 import pytest
 
-from conftest import DvcRepo
+from conftest import TINY_PIPELINE, DvcRepo
 from defectseg.checkpoint import load_checkpoint
 
-TINY = {
-    "data.synthetic.count": 24,
-    "data.synthetic.tile_size": 32,
-    "preprocess.image_size": 32,
-    "models.unet.base_width": 4,
-    "models.unet.depth": 2,
-    "train.batch_size": 4,
-    "compare.losses": ["bce"],
-}
 STAGE = "train@unet-bce-0-0"
 
 
-@pytest.fixture
-def repo(tmp_path):
-    repo = DvcRepo(tmp_path)
-    repo.set_params(**TINY)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    repo = DvcRepo(tmp_path_factory.mktemp("resume"))
+    repo.set_params(**TINY_PIPELINE, **{"compare.losses": ["bce"]})
     repo.commit("tiny")
     repo.run("dvc", "repro", "preprocess")
     return repo
+
+
+@pytest.fixture
+def repo(prepared):
+    """The prepared repository with its committed code and params, no trained run, and no
+    run-cache (so DVC trains instead of restoring an earlier test's run)."""
+    prepared.run("git", "checkout", "--", "params.yaml", "src")
+    prepared.run("rm", "-rf", "models", "dvclive", "metrics/runs", "evaluation", ".dvc/cache/runs")
+    return prepared
 
 
 def resume_state(repo):

@@ -51,7 +51,7 @@ def train(tmp_path, params, loss_fn=None, name="run", code=None):
 
 
 def test_short_training_lowers_the_loss(tmp_path):
-    result = train(tmp_path, tiny_params(**{"train.epochs": 5}))
+    result = train(tmp_path, tiny_params(**{"train.epochs": 8}))
     losses = [row["train_loss"] for row in result["history"]]
     assert losses[-1] < losses[0] * 0.9
     assert (tmp_path / "run" / "live" / "plots" / "metrics" / "val" / "iou.tsv").is_file()

@@ -74,7 +74,10 @@ def _one_thread_worker(_worker_id: int) -> None:
 
 def build_loader(dataset: Dataset, sampler: EpochSampler, batch_size: int, workers: int, device: torch.device) -> DataLoader:
     """Batches of ``batch_size`` (the last partial one dropped), fed by ``workers``
-    persistent worker processes (none: in this process), pinned for a GPU."""
+    persistent worker processes (none: in this process), pinned for a GPU.
+
+    Workers are spawned, not forked: a child forked from a process whose OpenMP and
+    OpenCV thread pools have run can deadlock in them (seen here on the first batch)."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -85,4 +88,5 @@ def build_loader(dataset: Dataset, sampler: EpochSampler, batch_size: int, worke
         prefetch_factor=2 if workers else None,
         pin_memory=device.type == "cuda",
         worker_init_fn=_one_thread_worker if workers else None,
+        multiprocessing_context="spawn" if workers else None,
     )

@@ -192,7 +192,7 @@ def windows(tensor: torch.Tensor, top: torch.Tensor, left: torch.Tensor, side: i
 def paste_windows(tensor: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
     """Write one patch per image (N, C, s, s) into ``tensor`` (N, C, H, W) at ``top``, ``left``, in place (autograd follows)."""
     images, rows, columns = _window_index(top, left, patches.shape[-1])
-    tensor[images, :, rows, columns] = patches.permute(0, 2, 3, 1)
+    tensor[images, :, rows, columns] = patches.permute(0, 2, 3, 1).to(tensor.dtype)
 
 
 ENCODER_STRIDE = 32

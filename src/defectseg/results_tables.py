@@ -6,9 +6,10 @@ A document marks a table with a pair of comments naming a report folder::
     ... (written by ``defectseg tables``) ...
     <!-- /results -->
 
-``write_tables`` fills every such block from the folder's ``comparison.json`` and its
-``provenance.json`` (when, on what machine, at which commit, and the code hashes of the
-stages, as ``dvc.lock`` records them). A block whose stage code has changed since its
+``write_tables`` fills every such block from the folder's ``comparison.json`` (a
+comparison's report) or ``levers.json`` (``bench/levers.py``'s val-only lever runs) and its
+``provenance.json`` (when, on what machine, at which commit, and the MD5 of the code that
+ran, as ``dvc.lock`` records it). A block whose stage code has changed since its
 run is marked **stale** where it is shown. ``check_tables`` lists the blocks that differ
 from what would be written, so a test catches a hand-edited or outdated table.
 """
@@ -91,14 +92,41 @@ def _provenance_line(record: dict | None, table: dict, root: Path) -> str:
         + (f", experiment `{record['experiment']}`" if record["experiment"] else "")
         + ".*"
     )
+    return line + _stale_line(record, root)
+
+
+def file_hashes(paths: list[Path], root: Path) -> dict[str, str]:
+    """The MD5 of each file, keyed by its path relative to ``root`` (as ``dvc.lock`` keys deps)."""
+    return {path.relative_to(root).as_posix(): hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(paths)}
+
+
+def _stale_line(record: dict, root: Path) -> str:
     changed = changed_code(record["code"], root)
-    if changed:
-        line += f"\n\n**Stale**: the stage code changed since this run ({', '.join(Path(p).name for p in changed)}); re-run it to refresh these figures."
-    return line
+    return f"\n\n**Stale**: the code changed since this run ({', '.join(Path(p).name for p in changed)}); re-run it to refresh these figures." if changed else ""
+
+
+def render_levers(folder: Path, root: Path) -> str:
+    """The lever table of ``bench/levers.py`` (val split only) for ``levers.json`` in ``folder``."""
+    record = json.loads((root / folder / "levers.json").read_text())
+    lines = [
+        "| lever | val pooled IoU | recall at 5% false alarms | image AUROC | crack | blowhole | IoU / recall without flip TTA | best val IoU (224 px) | converged | training min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in record["rows"]:
+        converged = "yes" if row["converged"] else f"no (+{row['tail_gain']:.3f})" if row["tail_gain"] is not None else "n/a"
+        lines.append(
+            f"| {row['lever']} | {row['val_iou']:.3f} | {_number(row['recall_at_fa'])} | {_number(row['image_auroc'])} | {_number(row['crack'])} "
+            f"| {_number(row['blowhole'])} | {row['val_iou_without_tta']:.3f} / {_number(row['recall_at_fa_without_tta'])} "
+            f"| {row['best_epoch_val_iou']:.3f} | {converged} | {row['train_minutes']:.1f} |"
+        )
+    lines += ["", f"*Val split only (the test split was not read), every figure at each image's own size. Measured {record['date']} on {record['machine']}, commit `{record['commit'][:10]}`.*"]
+    return "\n".join(lines) + _stale_line(record, root) + "\n"
 
 
 def render(folder: Path, root: Path) -> str:
     """The Markdown block for the report in ``folder`` (relative to ``root``)."""
+    if (root / folder / "levers.json").is_file():
+        return render_levers(folder, root)
     table = json.loads((root / folder / "comparison.json").read_text())
     record_path = root / folder / "provenance.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
