@@ -9,9 +9,10 @@ size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm bu
 image AUROC, crack and blowhole IoU (and IoU and recall without flip test-time
 augmentation), minutes of training, and whether it converged (``convergence``). The test split is never read. Each lever's row goes to
 ``OUT/<name>/val.json`` and its val probability maps to ``OUT/<name>/val_maps.npz``
-(for choosing the image score without retraining); every row so far, with the date,
-machine, commit and the MD5 of the code this script runs, to ``OUT/levers.json``, which
-``defectseg tables`` renders where a document cites its folder.
+(for choosing the image score without retraining), each row with the date, machine,
+commit and the MD5 of the code this script runs. ``OUT/levers.json`` gathers the rows of
+every lever in OUT (a lever run again replaces its row); ``defectseg tables`` renders it
+where a document cites its folder.
 """
 
 import argparse
@@ -79,19 +80,17 @@ def main() -> None:
     parser.add_argument("--levers", required=True, type=Path, help="YAML: lever name -> {model, loss, overrides}")
     parser.add_argument("--data", default="../shared/datasets/magnetic-tile")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--only", nargs="*", help="run only these levers")
+    parser.add_argument("--only", nargs="*", help="run only these levers, in this order")
     args = parser.parse_args()
     levers = yaml.safe_load(args.levers.read_text())
-    summary = {
+    provenance = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
         "code": file_hashes(list(import_closure(Path(__file__))), REPO),
-        "rows": [],
     }
-    for name, lever in levers.items():
-        if args.only and name not in args.only:
-            continue
+    for name in args.only or list(levers):
+        lever = levers[name]
         overrides = {"data.source": str(Path(args.data).resolve()), "compare.folds": [0], **lever.get("overrides", {})}
         params = params_for(args.config, overrides)
         pairs, manifest = prepared(params, args.out)
@@ -116,13 +115,14 @@ def main() -> None:
             "best_epoch_val_iou": float(history.max()),
             **convergence(history, params.train.epochs),
             "overrides": lever.get("overrides", {}),
+            **provenance,
         }
         (folder / "val.json").write_text(json.dumps({"row": row, "metrics": metrics, "history": history.to_dict()}, indent=1))
         np.savez_compressed(folder / "val_maps.npz", **{f"p{i}": p.astype(np.float16) for i, p in enumerate(native.probabilities)},
                             **{f"t{i}": t for i, t in enumerate(native.truth)}, classes=native.split.classes)  # fmt: skip
-        summary["rows"].append(row)
-        (args.out / "levers.json").write_text(json.dumps(summary, indent=1))
-        print(json.dumps(row), flush=True)
+        rows = [json.loads(path.read_text())["row"] for path in sorted(args.out.glob("*/val.json"))]
+        (args.out / "levers.json").write_text(json.dumps({"rows": rows}, indent=1))
+        print(json.dumps({k: v for k, v in row.items() if k != "code"}), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,37 +29,50 @@ def mtd_params(**extra):
 
 def test_mtd_config_sets_only_known_keys_to_valid_values():
     params = mtd_params()
-    assert params.preprocess.height_width == (224, 224)
+    assert params.preprocess.height_width == (224, 224) and params.compare.models == ["mobilenet_unet"]
+    assert params.models.mobilenet_unet.weights.startswith("https://download.pytorch.org/models/mobilenet_v2-")
     assert params.models.unet.downscale == 4 and params.models.unet.refine.width > 0
 
 
+def layered(*names: str):
+    extra = {}
+    for name in names:
+        extra.update(yaml.safe_load((REPO / "configs" / name).read_text()))
+    return mtd_params(**extra)
+
+
 @pytest.mark.parametrize(
-    ("layers", "models", "folds"),
+    ("layers", "models", "losses"),
     [
-        (["mtd-cv-losses.yaml"], ["unet"], [0, 1, 2]),
-        (["mtd-cv-losses.yaml", "mtd-models.yaml"], ["unet", "resnet_unet", "lraspp_mobilenet_v3_large"], [0]),
+        (["mtd-cv-losses.yaml"], ["mobilenet_unet"], ["bce", "dice", "dicebce"]),
+        (["mtd-cv-losses.yaml", "mtd-models.yaml"], ["mobilenet_unet", "unet"], ["dicebce"]),
     ],
 )
-def test_cross_validated_mtd_configs_layer_on_the_quality_config(layers, models, folds):
-    extra = {}
-    for name in layers:
-        extra.update(yaml.safe_load((REPO / "configs" / name).read_text()))
-    params = mtd_params(**extra)
-    assert params.compare.models == models and params.compare.folds == folds
-    assert params.models.unet == mtd_params().models.unet
-    assert params.evaluate.flip_tta and params.evaluate.min_region_share == 0
+def test_cross_validated_mtd_configs_keep_the_single_splits_schedule(layers, models, losses):
+    params = layered(*layers)
+    assert params.compare.models == models and params.compare.losses == losses and params.compare.folds == [0, 1, 2]
+    assert params.train == mtd_params().train and params.models == mtd_params().models
+    assert params.evaluate == mtd_params().evaluate
+
+
+@pytest.mark.parametrize("layers", [["mtd-gpu.yaml"], ["mtd-gpu.yaml", "mtd-gpu-models.yaml"]])
+def test_gpu_configs_validate_and_run_on_cuda(layers):
+    params = layered(*layers)
+    assert params.train.device == params.evaluate.device == "cuda" and params.preprocess.height_width == (448, 448)
+    assert "unet" in params.compare.models or len(layers) == 1
 
 
 @pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
 def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_path: Path):
-    params = mtd_params(**{"data.source": str(MTD), "train.epochs": 2, "train.device": "cpu", "evaluate.device": "cpu"})
+    # the configuration's model, its ImageNet weights left out (a test must not download them)
+    params = mtd_params(**{"data.source": str(MTD), "train.epochs": 2, "train.device": "cpu", "evaluate.device": "cpu", "train.warmup_epochs": 1, "models.mobilenet_unet.weights": ""})
     prepare_dataset(params.data, 1, tmp_path / "prepared", tmp_path / "cache")
     preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
-    summary = train_run(params, Run("unet", "dicebce", 0, 0), tmp_path / "pre" / "pairs.npz", tmp_path / "prepared" / "manifest.csv", tmp_path / "model", tmp_path / "live")
-    assert summary["epochs"] == 2 and 0 < summary["best_val_iou"] <= 1
+    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "pre" / "pairs.npz", tmp_path / "prepared" / "manifest.csv", tmp_path / "model", tmp_path / "live")
+    assert summary["epochs"] == 2 and 0 <= summary["best_val_iou"] <= 1
     saved = load_model(tmp_path / "model")
     assert saved.metadata["input_size"] == [224, 224]
-    assert saved.metadata["architecture"]["settings"]["downscale"] == 4 and saved.metadata["architecture"]["settings"]["refine"]["width"] == 16
+    assert saved.metadata["architecture"]["model"] == "mobilenet_unet"
     few = tmp_path / "few.csv"
     manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})
     pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)

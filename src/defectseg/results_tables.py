@@ -100,9 +100,12 @@ def file_hashes(paths: list[Path], root: Path) -> dict[str, str]:
     return {path.relative_to(root).as_posix(): hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(paths)}
 
 
-def _stale_line(record: dict, root: Path) -> str:
-    changed = changed_code(record["code"], root)
+def _stale_note(changed: list[str]) -> str:
     return f"\n\n**Stale**: the code changed since this run ({', '.join(Path(p).name for p in changed)}); re-run it to refresh these figures." if changed else ""
+
+
+def _stale_line(record: dict, root: Path) -> str:
+    return _stale_note(changed_code(record["code"], root))
 
 
 def render_levers(folder: Path, root: Path) -> str:
@@ -119,8 +122,11 @@ def render_levers(folder: Path, root: Path) -> str:
             f"| {_number(row['blowhole'])} | {row['val_iou_without_tta']:.3f} / {_number(row['recall_at_fa_without_tta'])} "
             f"| {row['best_epoch_val_iou']:.3f} | {converged} | {row['train_minutes']:.1f} |"
         )
-    lines += ["", f"*Val split only (the test split was not read), every figure at each image's own size. Measured {record['date']} on {record['machine']}, commit `{record['commit'][:10]}`.*"]
-    return "\n".join(lines) + _stale_line(record, root) + "\n"
+    runs = sorted({(row["date"], row["machine"], row["commit"][:10]) for row in record["rows"]})
+    measured = "; ".join(f"{date} on {where}, commit `{commit}`" for date, where, commit in runs)
+    lines += ["", f"*Val split only (the test split was not read), every figure at each image's own size. Measured {measured}.*"]
+    changed = sorted({path for row in record["rows"] for path in changed_code(row["code"], root)})
+    return "\n".join(lines) + _stale_note(changed) + "\n"
 
 
 def render(folder: Path, root: Path) -> str:
