@@ -31,10 +31,10 @@ def prepared(tmp_path_factory):
 
 @pytest.fixture
 def repo(prepared):
-    """The prepared repository with its committed code and params, no trained run, and no
-    run-cache (so DVC trains instead of restoring an earlier test's run)."""
+    """The prepared repository with its committed code and params, no trained run, and an
+    empty DVC cache (so DVC trains instead of checking out an earlier test's run)."""
     prepared.run("git", "checkout", "--", "params.yaml", "src")
-    prepared.run("rm", "-rf", "models", "dvclive", "metrics/runs", "evaluation", ".dvc/cache/runs")
+    prepared.run("rm", "-rf", "models", "dvclive", "metrics/runs", "evaluation", ".dvc/cache")
     return prepared
 
 
