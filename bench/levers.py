@@ -120,7 +120,8 @@ def main() -> None:
         (folder / "val.json").write_text(json.dumps({"row": row, "metrics": metrics, "history": history.to_dict()}, indent=1))
         np.savez_compressed(folder / "val_maps.npz", **{f"p{i}": p.astype(np.float16) for i, p in enumerate(native.probabilities)},
                             **{f"t{i}": t for i, t in enumerate(native.truth)}, classes=native.split.classes)  # fmt: skip
-        rows = [json.loads(path.read_text())["row"] for path in sorted(args.out.glob("*/val.json"))]
+        rows = [json.loads(path.read_text())["row"] for path in args.out.glob("*/val.json")]
+        rows.sort(key=lambda r: list(levers).index(r["lever"]) if r["lever"] in levers else len(levers))
         (args.out / "levers.json").write_text(json.dumps({"rows": rows}, indent=1))
         print(json.dumps({k: v for k, v in row.items() if k != "code"}), flush=True)
 
