@@ -3,8 +3,9 @@
 The probability map is the model's own or, with ``flip_tta``, the mean over the image
 and its mirror images (``inference.predict_probabilities``). An image whose score (the
 mean of its highest ``score_top_share`` of pixel probabilities; 0: the single highest)
-is at most ``image_threshold`` is called defect-free and gets an empty mask; in the others, pixels above ``threshold`` are defect, less regions
-under ``min_region_share`` of the image area. Evaluate chooses both thresholds on val
+is at most ``image_threshold`` is called defect-free and gets an empty mask; in the
+others, pixels above ``threshold`` are defect, less regions under ``min_region_share`` of
+the image area. Evaluate chooses both thresholds on val
 and saves the decision beside the model (``threshold.json``); predict applies the same
 ``Decision`` at each image's own size, so both agree.
 """

@@ -4,14 +4,14 @@ Pixel metrics start from the per-image true/false positive/negative pixel counts
 each is a small function of those counts with an explicit reduction: "global" sums
 counts over the whole split before dividing, "per image" divides per image and then
 averages. Images may differ in size (evaluate counts each at its own size). Image-level
-metrics rank images by a per-image score against "has a defect".
+metrics rank images by a per-image score against "has a defect"; they import scikit-learn
+when called, since importing it costs every training process more than a second.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,8 @@ def image_auroc(scores: np.ndarray, has_defect: np.ndarray) -> float | None:
     """Area under the ROC curve of per-image scores for "has a defect"; None without both kinds of image."""
     if has_defect.all() or not has_defect.any():
         return None
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(has_defect, scores))
 
 
@@ -163,6 +165,8 @@ def recall_at_false_alarm_rate(scores: np.ndarray, has_defect: np.ndarray, rate:
     ``rate`` of the defect-free images; None without both kinds of image."""
     if has_defect.all() or not has_defect.any():
         return None
+    from sklearn.metrics import roc_curve
+
     false_alarms, recall, _ = roc_curve(has_defect, scores, drop_intermediate=False)
     return float(recall[false_alarms <= rate + 1e-12].max())
 
