@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,18 @@ from defectseg.params import apply_overrides as override
 
 REPO = Path(__file__).resolve().parents[1]
 MTD = REPO.parent / "shared" / "datasets" / "magnetic-tile"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker is its own machine for the thread budget: its
+    processes hold job slots in their own temporary folder, so a test's thread counts (and
+    with them its floating-point results) never depend on what another worker runs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        folder = Path(tempfile.gettempdir()) / f"defectseg-tests-{os.getuid()}-{worker}"
+        folder.mkdir(exist_ok=True)
+        os.environ["TMPDIR"] = str(folder)
+        tempfile.tempdir = None
 
 
 def default_params_dict() -> dict:

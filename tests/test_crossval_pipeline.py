@@ -1,4 +1,4 @@
-"""A 2-model x 2-loss x 2-fold comparison through ``dvc repro`` in a real git + DVC repository."""
+"""A 2-model x 2-fold comparison through ``dvc repro`` in a real git + DVC repository."""
 
 import csv
 import json
@@ -12,12 +12,12 @@ from conftest import REPO, TINY_PIPELINE, DvcRepo
 
 MATRIX = {
     "compare.models": ["unet", "resnet_unet"],
-    "compare.losses": ["bce", "dice"],
+    "compare.losses": ["bce"],
     "compare.folds": [0, 1],
     "models.resnet_unet.decoder_width": 4,
     "train.epochs": 1,
 }
-ARMS = {"unet-bce", "unet-dice", "resnet_unet-bce", "resnet_unet-dice"}
+ARMS = {"unet-bce", "resnet_unet-bce"}
 
 
 def ran(result) -> set[str]:
@@ -25,14 +25,14 @@ def ran(result) -> set[str]:
 
 
 def branches(model: str) -> set[str]:
-    return {f"{stage}@{model}-{loss}-0-{fold}" for stage in ("train", "evaluate") for loss in ("bce", "dice") for fold in (0, 1)}
+    return {f"{stage}@{model}-bce-0-{fold}" for stage in ("train", "evaluate") for fold in (0, 1)}
 
 
 @pytest.fixture(scope="module")
 def crossval(tmp_path_factory):
     repo = DvcRepo(tmp_path_factory.mktemp("crossval"))
     repo.set_params(**{**TINY_PIPELINE, **MATRIX})
-    repo.commit("2 x 2 x 2 pipeline")
+    repo.commit("2 x 2 pipeline")
     first = repo.run("dvc", "repro")
     repo.commit("reproduced")
     return repo, first
@@ -62,7 +62,7 @@ def test_report_has_the_pooled_table_and_a_verdict_per_pair(crossval):
         # one-epoch runs cannot be judged converged: every arm is marked, and so is every verdict
         assert re.search(rf"^\| {model} \| {loss} \*still learning \(2 run\(s\)\)\* \| \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \|", report, re.MULTILINE), report
     verdicts = re.findall(r"^- .*(?:beats .* by [+]\d\.\d{3} IoU|no difference detected).*\((?:model|loss) \w+\); not settled: .*$", report, re.MULTILINE)
-    assert len(verdicts) == 4, report
+    assert len(verdicts) == 1, report
     headline = json.loads((repo.root / "metrics" / "headline.json").read_text())
     assert set(headline) == ARMS
 
@@ -86,12 +86,11 @@ def test_readme_exp_show_line_leads_with_the_headline_in_under_40_columns(crossv
     assert not [column for column in plain if column.startswith(("threshold", "test.", "train.loss", "best/"))], "per-run detail is not a metric"
 
 
-def test_changing_one_models_params_reruns_only_its_branches_and_changing_back_restores_them(crossval):
+def test_changing_one_models_params_changes_only_its_branches(crossval):
     repo, _ = crossval
     repo.set_params(**{"models.resnet_unet.decoder_width": 8})
-    result = repo.run("dvc", "repro")
-    assert ran(result) == branches("resnet_unet") | {"report"}
+    status = repo.run("dvc", "status").stdout
     repo.run("git", "checkout", "params.yaml")
-    back = repo.run("dvc", "repro")
-    assert ran(back) == {"report"}, "every branch's outputs are cached, so DVC's run-cache restores them"
-    assert all(f"Stage '{branch}' is cached" in back.stdout for branch in branches("resnet_unet"))
+    changed = {f"train@resnet_unet-bce-0-{fold}" for fold in (0, 1)} | {"report"}  # the report describes every model
+    assert set(re.findall(r"^(\S+):$", status, re.MULTILINE)) == changed, status
+    assert "up to date" in repo.run("dvc", "status").stdout

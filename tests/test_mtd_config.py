@@ -64,19 +64,21 @@ def test_gpu_configs_validate_and_run_on_cuda(layers):
 
 @pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
 def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_path: Path):
-    # the configuration's model, its ImageNet weights left out (a test must not download them)
-    params = mtd_params(**{"data.source": str(MTD), "train.epochs": 2, "train.device": "cpu", "evaluate.device": "cpu", "train.warmup_epochs": 1, "models.mobilenet_unet.weights": ""})
+    # the configuration's model on every 12th image of each split for one epoch, its ImageNet
+    # weights left out (a test must not download them): what is checked is that predict and
+    # evaluate agree, not what the model learned
+    params = mtd_params(**{"data.source": str(MTD), "train.epochs": 1, "train.schedule": "cosine", "train.warmup_epochs": 0,
+                           "train.device": "cpu", "evaluate.device": "cpu", "models.mobilenet_unet.weights": ""})  # fmt: skip
     prepare_dataset(params.data, 1, tmp_path / "prepared", tmp_path / "cache")
-    preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
-    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "pre" / "pairs.npz", tmp_path / "prepared" / "manifest.csv", tmp_path / "model", tmp_path / "live")
-    assert summary["epochs"] == 2 and 0 <= summary["best_val_iou"] <= 1
+    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})
+    few = tmp_path / "few.csv"
+    pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)
+    preprocess(few, params.preprocess, tmp_path / "few")
+    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "few" / "pairs.npz", few, tmp_path / "model", tmp_path / "live")
+    assert summary["epochs"] == 1 and 0 <= summary["best_val_iou"] <= 1
     saved = load_model(tmp_path / "model")
     assert saved.metadata["input_size"] == [224, 224]
     assert saved.metadata["architecture"]["model"] == "mobilenet_unet"
-    few = tmp_path / "few.csv"
-    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})
-    pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)
-    preprocess(few, params.preprocess, tmp_path / "few")
     evaluate_run(tmp_path / "model", tmp_path / "few" / "pairs.npz", few, 0, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
     counted = pd.read_csv(tmp_path / "ev" / "per_image.csv", dtype={"id": str})
     rows = manifest.set_index("id").loc[counted["id"]]

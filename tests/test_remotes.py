@@ -51,7 +51,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory) -> DvcRepo:
     repo = DvcRepo(tmp_path_factory.mktemp("origin"))
-    repo.set_params(**TINY_PIPELINE)
+    repo.set_params(**TINY_PIPELINE, **{"compare.losses": ["dice"]})
     repo.commit("tiny pipeline")
     repo.run("dvc", "repro")
     repo.commit("reproduced")
@@ -116,14 +116,14 @@ def round_trip(origin: DvcRepo, tmp_path: Path, name: str, url: str, shared: dic
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
     teammate = DvcRepo(clone, create=False)
-    assert not (clone / "models" / "unet-bce-seed0-fold0" / "model.pt").exists()
+    assert not (clone / "models" / "unet-dice-seed0-fold0" / "model.pt").exists()
     for key, value in secret.items():
         teammate.run("dvc", "remote", "modify", "--local", name, key, value)
     start = time.perf_counter()
     teammate.run("dvc", "pull", "--run-cache")
     pulled = time.perf_counter() - start
 
-    for path in ("models/unet-bce-seed0-fold0/model.pt", "data/preprocessed/pairs.npz", "evaluation/unet-dice-seed0-fold0/per_image.csv"):
+    for path in ("models/unet-dice-seed0-fold0/model.pt", "data/preprocessed/pairs.npz", "evaluation/unet-dice-seed0-fold0/per_image.csv"):
         assert (clone / path).read_bytes() == (origin.root / path).read_bytes(), path
     assert "Data and pipelines are up to date" in teammate.run("dvc", "status").stdout
     assert "Running stage" not in teammate.run("dvc", "repro").stdout
