@@ -1,0 +1,51 @@
+"""What the image gate costs each defect class, measured on val maps.
+
+Run: .venv/bin/python bench/gate.py /tmp/levers/LEVER/val_maps.npz [...] [--share 0.0005] [--false-alarms 0.05]
+
+Reads the val probability maps (at each image's own size) that bench/levers.py saved and
+chooses the decision on them as evaluate does: the pixel threshold that maximises pooled
+IoU, and the image gate (mean of the top ``--share`` of pixels) that flags at most
+``--false-alarms`` of the defect-free tiles. Prints pooled and per-class IoU with that gate
+and without any gate (threshold only), and, per class, the share of defective tiles the
+gate lets through. The test split is never read.
+"""
+
+import argparse
+
+import numpy as np
+
+from defectseg.decision import Decision, gate_for_false_alarms, image_score
+from defectseg.evaluation import choose_threshold
+from defectseg.metrics import Counts, global_iou, per_class_iou
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("maps", nargs="+", help="val_maps.npz files written by bench/levers.py")
+    parser.add_argument("--share", type=float, default=0.0005, help="image score: mean of this share of the highest pixels")
+    parser.add_argument("--false-alarms", type=float, default=0.05, help="share of defect-free val tiles the gate may flag")
+    parser.add_argument("--steps", type=int, default=99, help="thresholds tried for the pixel threshold")
+    args = parser.parse_args()
+    for path in args.maps:
+        with np.load(path) as saved:
+            count = sum(name.startswith("p") for name in saved.files)
+            maps = [saved[f"p{i}"].astype(np.float32) for i in range(count)]
+            truth = [saved[f"t{i}"].astype(bool) for i in range(count)]
+            classes = saved["classes"]
+        defective = np.array([t.any() for t in truth])
+        scores = np.array([image_score(m, args.share) for m in maps])
+        threshold = choose_threshold(maps, truth, args.steps)
+        gate = gate_for_false_alarms(scores[~defective], args.false_alarms)
+        print(f"{path}: {count} val images, {defective.sum()} with defects; pixel threshold {threshold:.2f}, gate {gate:.3f}")
+        for name, image_threshold in (("with the gate", gate), ("without a gate", 0.0)):
+            decision = Decision(threshold, image_threshold=image_threshold, score_top_share=args.share)
+            counts = Counts.of([decision.apply(m) for m in maps], truth)
+            per_class = ", ".join(f"{k} {v:.3f}" for k, v in per_class_iou(counts, classes).items())
+            print(f"  {name:15s} pooled IoU {global_iou(counts):.3f}; {per_class}")
+        flagged = scores > gate
+        passed = ", ".join(f"{k} {flagged[defective & (classes == k)].mean():.2f}" for k in sorted(set(classes[defective].tolist())))
+        print(f"  defective tiles the gate flags, per class: {passed}")
+
+
+if __name__ == "__main__":
+    main()
