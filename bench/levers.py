@@ -27,7 +27,8 @@ import yaml
 
 from defectseg.code_fingerprint import import_closure
 from defectseg.convergence import convergence
-from defectseg.dataset import load_split, read_manifest, split_fold
+from defectseg.dataset import load_split, split_fold
+from defectseg.manifest import read_manifest
 from defectseg.evaluation import choose_decision, measure, native_split
 from defectseg.inference import Compute, pick_device, predict_probabilities
 from defectseg.params import apply_overrides, parse_params

@@ -10,7 +10,9 @@ import pytest
 from conftest import MTD, gray, make_plain, params_with, write_png
 from defectseg.errors import DataError
 from defectseg.params import SplitParams
-from defectseg.prepare import MANIFEST_COLUMNS, prepare_dataset
+from defectseg.manifest import COLUMNS as MANIFEST_COLUMNS
+from defectseg.manifest import read_manifest
+from defectseg.prepare import prepare_dataset
 from defectseg.splits import assign_folds, assign_splits
 from defectseg.synthetic import make_tile
 
@@ -34,6 +36,31 @@ def test_plain_folder_gives_manifest_and_summary(tmp_path, eight_pairs):
     assert manifest.loc[manifest["id"] == "img1", "defect_fraction"].item() == pytest.approx(100 / 48**2, abs=1e-6)
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
     assert summary["pairs"] == 8 and summary["folds"] == 1 and summary["per_fold"] == [{"train": 4, "val": 2, "test": 2}]
+
+
+def test_prepared_data_set_holds_every_pair_byte_for_byte_under_relative_paths(tmp_path, eight_pairs):
+    run_prepare(tmp_path, eight_pairs)
+    out = tmp_path / "out"
+    raw = pd.read_csv(out / "manifest.csv", dtype={"id": str})
+    assert list(raw["image"]) == [f"images/img{i}.png" for i in range(8)]
+    assert list(raw["mask"]) == [f"masks/img{i}.png" for i in range(8)]
+    for i in range(8):
+        assert (out / "images" / f"img{i}.png").read_bytes() == (eight_pairs / "images" / f"img{i}.png").read_bytes()
+        assert (out / "masks" / f"img{i}.png").read_bytes() == (eight_pairs / "masks" / f"img{i}.png").read_bytes()
+    moved = tmp_path / "elsewhere" / "prepared"
+    moved.parent.mkdir()
+    out.rename(moved)
+    resolved = read_manifest(moved / "manifest.csv")
+    assert resolved.loc["img3", "mask"] == str(moved / "masks" / "img3.png")
+    assert str(tmp_path / "plain8") not in (moved / "manifest.csv").read_text() + (moved / "summary.json").read_text()
+
+
+def test_damaged_manifest_is_one_line_naming_it_and_what_to_run(tmp_path, eight_pairs):
+    run_prepare(tmp_path, eight_pairs)
+    manifest = tmp_path / "out" / "manifest.csv"
+    manifest.write_text("id,defect\nx\n")
+    with pytest.raises(DataError, match=r"manifest.csv: damaged manifest: no column .*dvc repro -f prepare"):
+        read_manifest(manifest)
 
 
 def test_size_mismatch_names_both_files(tmp_path, plain_source):
@@ -78,8 +105,8 @@ def test_synthetic_source_is_deterministic_and_has_every_class(tmp_path):
     second = run_prepare(tmp_path / "b", "synthetic", **{"data.synthetic.count": 40})
     assert first == second
     assert set(first["per_class"]) == {"free", "crack", "blowhole", "break", "fray", "uneven"}
-    a = (tmp_path / "a" / "out" / "synthetic" / "images" / "tile_00007.png").read_bytes()
-    assert a == (tmp_path / "b" / "out" / "synthetic" / "images" / "tile_00007.png").read_bytes()
+    a = (tmp_path / "a" / "out" / "images" / "tile_00007.png").read_bytes()
+    assert a == (tmp_path / "b" / "out" / "images" / "tile_00007.png").read_bytes()
 
 
 def test_synthetic_defects_are_not_a_brightness_threshold():

@@ -1,5 +1,6 @@
 """The preprocessed pairs as in-memory arrays, one fold's train/val/test of them, and a torch Dataset."""
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from defectseg.errors import DataError
+from defectseg.manifest import read_manifest
 from defectseg.splits import SPLITS, fold_column
 
 
@@ -30,19 +32,16 @@ class Split:
 
 
 def load_split(path: Path) -> Split:
-    """Read the ``.npz`` pairs written by the preprocess stage."""
+    """Read the ``.npz`` pairs written by the preprocess stage; a damaged file is one ``DataError``
+    that says how to restore it."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return Split(arrays["images"], arrays["masks"], arrays["ids"], arrays["classes"])
     except FileNotFoundError:
-        raise DataError(path, "preprocessed split not found: run the preprocess stage first") from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise DataError(path, f"not a preprocessed split ({exc})") from None
-
-
-def read_manifest(path: Path) -> pd.DataFrame:
-    """Prepare's manifest (every pair's original image and mask, and its role in each fold), indexed by id."""
-    return pd.read_csv(path, dtype={"id": str}).set_index("id")
+        raise DataError(path, "preprocessed split not found: run `dvc repro preprocess` (or `dvc pull`)") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(path, f"damaged preprocessed split ({detail}): run `dvc repro -f preprocess` or `dvc checkout {path}`") from None
 
 
 def split_fold(pairs: Split, manifest: pd.DataFrame, manifest_path: Path, fold: int) -> dict[str, Split]:

@@ -20,7 +20,8 @@ import pandas as pd
 from PIL import Image
 
 from defectseg.atomic import atomic_dir, atomic_file, write_json
-from defectseg.dataset import Split, load_split, read_manifest, split_fold
+from defectseg.dataset import Split, load_split, split_fold
+from defectseg.manifest import read_manifest
 from defectseg.decision import Decision, gate_for_false_alarms, image_score
 from defectseg.images import read_image, read_mask
 from defectseg.inference import Compute, at_size, pick_device, predict_probabilities

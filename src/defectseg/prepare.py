@@ -1,9 +1,12 @@
-"""The prepare stage: read the raw data, check every pair, split it, write a manifest.
+"""The prepare stage: read the raw data, check every pair, copy it in, split it, write a manifest.
 
-Outputs, written all-or-nothing into one folder: ``manifest.csv`` (id, defect class,
-image and mask paths, width, height, defect pixel fraction, and the pair's role in each
-fold: ``fold0`` ... ``fold<K-1>``), ``summary.json`` (counts per class and per fold's
-roles, skipped files) and, for the synthetic source, the generated PNG pairs.
+Outputs, written all-or-nothing into one folder, the data set as a DVC output: every
+checked pair byte for byte at its own size (``images/<id><suffix>``, ``masks/<id><suffix>``),
+``manifest.csv`` (id, defect class, image and mask paths relative to the folder, width,
+height, defect pixel fraction, and the pair's role in each fold: ``fold0`` ...
+``fold<K-1>``) and ``summary.json`` (counts per class and per fold's roles, skipped files).
+Every later stage reads the data set from here, never from the source, so ``dvc push``
+stores it on the remote and a clone elsewhere reproduces every stage after ``dvc pull``.
 
 With one fold, ``fold0`` is the train/val/test split of ``data.split``; with K >= 2
 folds (``compare.folds``), fold ``f`` tests the pairs dealt to it and trains and
@@ -11,6 +14,8 @@ validates on the others (``splits.assign_folds``).
 """
 
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,17 +25,15 @@ import pandas as pd
 from defectseg.atomic import atomic_dir, write_json
 from defectseg.errors import DataError
 from defectseg.images import read_image, read_mask
-from defectseg.layouts import DEFECT, FREE, Pair, find_pairs
+from defectseg.layouts import DEFECT, FREE, Found, Pair, find_pairs
+from defectseg.manifest import COLUMNS, MANIFEST
 from defectseg.params import DataParams
 from defectseg.sources import resolve_source
 from defectseg.splits import SPLITS, assign_folds, assign_splits, fold_column
 from defectseg.synthetic import write_tiles
 
-MANIFEST_COLUMNS = ["id", "defect_class", "image", "mask", "width", "height", "defect_fraction"]
-
-
 def check_pair(pair: Pair, min_side: int, max_pixels: int) -> dict:
-    """Decode a pair, check it, and return its manifest row (without split)."""
+    """Decode a pair, check it, and return its manifest row (without split or copied paths)."""
     image = read_image(pair.image, max_pixels)
     mask = read_mask(pair.mask, max_pixels)
     height, width = image.shape
@@ -89,44 +92,58 @@ def assign_roles(manifest: pd.DataFrame, folds: int, params: DataParams) -> list
     return roles
 
 
-def _check_all(pairs: list[Pair], params: DataParams) -> pd.DataFrame:
+def copy_pair(pair: Pair, folder: Path) -> dict[str, str]:
+    """Copy a checked pair's files, bytes unchanged, into ``folder``; return their paths relative to it."""
+    copied = {}
+    for column, source in (("image", pair.image), ("mask", pair.mask)):
+        name = f"{column}s/{pair.id}{source.suffix}"
+        shutil.copyfile(source, folder / name)
+        copied[column] = name
+    return copied
+
+
+def _check_and_copy(pairs: list[Pair], params: DataParams, folder: Path) -> pd.DataFrame:
     _refuse_duplicate_ids(pairs)
+    for column in ("images", "masks"):
+        (folder / column).mkdir()
+
+    def one(pair: Pair) -> dict:
+        return {**check_pair(pair, params.min_side, params.max_pixels), **copy_pair(pair, folder)}
+
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        rows = list(pool.map(lambda p: check_pair(p, params.min_side, params.max_pixels), pairs))
-    return pd.DataFrame(rows)
+        return pd.DataFrame(list(pool.map(one, pairs)))
 
 
-def count_pairs(manifest: pd.DataFrame, folds: int, layout: str, skipped: list[Path]) -> dict:
-    """Counts per class and per fold's roles, plus what was skipped and why."""
+def count_pairs(manifest: pd.DataFrame, folds: int, found: Found, root: Path) -> dict:
+    """Counts per class and per fold's roles, plus what was skipped (paths relative to the source ``root``)."""
     return {
-        "layout": layout,
+        "layout": found.layout,
         "pairs": int(len(manifest)),
         "folds": folds,
         "per_fold": [{s: int((manifest[fold_column(f)] == s).sum()) for s in SPLITS} for f in range(folds)],
         "per_class": {c: int(n) for c, n in manifest["defect_class"].value_counts().sort_index().items()},
-        "skipped_non_image_files": len(skipped),
-        "skipped_examples": [str(p) for p in skipped[:10]],
+        "skipped_non_image_files": len(found.skipped),
+        "skipped_examples": [p.relative_to(root).as_posix() for p in found.skipped[:10]],
     }
+
+
+def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_dir: Path) -> dict:
+    with atomic_dir(out_dir) as tmp:
+        manifest = _check_and_copy(found.pairs, params, tmp)
+        roles = assign_roles(manifest, folds, params)
+        roles_by_fold = {fold_column(fold): fold_roles for fold, fold_roles in enumerate(roles)}
+        manifest = manifest[COLUMNS].assign(**roles_by_fold).sort_values("id", kind="stable")
+        manifest.to_csv(tmp / MANIFEST, index=False)
+        summary = count_pairs(manifest, folds, found, root)
+        write_json(tmp / "summary.json", summary)
+    return summary
 
 
 def prepare_dataset(params: DataParams, folds: int, out_dir: Path, cache_dir: Path) -> dict:
     """Run the prepare stage into ``out_dir`` with ``folds`` folds and return the summary."""
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        if params.source == "synthetic":
-            pairs = write_tiles(tmp / "synthetic", params.synthetic)
-            layout, skipped = "synthetic", []
-        else:
-            found = find_pairs(resolve_source(params.source, params.mtd, cache_dir))
-            pairs, layout, skipped = found.pairs, found.layout, found.skipped
-        manifest = _check_all(pairs, params)
-        roles = assign_roles(manifest, folds, params)
-        if params.source == "synthetic":
-            for column in ("image", "mask"):
-                manifest[column] = [str(out_dir / Path(p).relative_to(tmp)) for p in manifest[column]]
-        roles_by_fold = {fold_column(fold): fold_roles for fold, fold_roles in enumerate(roles)}
-        manifest = manifest[MANIFEST_COLUMNS].assign(**roles_by_fold).sort_values("id", kind="stable")
-        manifest.to_csv(tmp / "manifest.csv", index=False)
-        summary = count_pairs(manifest, folds, layout, skipped)
-        write_json(tmp / "summary.json", summary)
-    return summary
+    if params.source == "synthetic":
+        with tempfile.TemporaryDirectory(prefix="defectseg-synthetic-") as scratch:
+            found = Found("synthetic", write_tiles(Path(scratch), params.synthetic))
+            return _prepare_from(Path(scratch), found, params, folds, Path(out_dir))
+    root = resolve_source(params.source, params.mtd, cache_dir)
+    return _prepare_from(root, find_pairs(root), params, folds, Path(out_dir))

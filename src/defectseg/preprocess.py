@@ -15,11 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from defectseg.atomic import atomic_dir, write_json
 from defectseg.errors import DataError
 from defectseg.images import read_image, read_mask
+from defectseg.manifest import read_manifest
 from defectseg.params import PreprocessParams
 
 
@@ -56,7 +56,7 @@ PAIRS = "pairs.npz"
 
 def preprocess(manifest_path: Path, params: PreprocessParams, out_dir: Path) -> dict:
     """Run the preprocess stage into ``out_dir``; return the size, count and defect pixel share."""
-    manifest = pd.read_csv(manifest_path, dtype={"id": str})
+    manifest = read_manifest(manifest_path)
     if manifest.empty:
         raise DataError(manifest_path, "manifest lists no pairs")
     height, width = params.height_width
@@ -67,7 +67,7 @@ def preprocess(manifest_path: Path, params: PreprocessParams, out_dir: Path) -> 
             tmp / PAIRS,
             images=np.stack([p[0] for p in pairs]),
             masks=masks,
-            ids=manifest["id"].to_numpy(str),
+            ids=manifest.index.to_numpy(str),
             classes=manifest["defect_class"].to_numpy(str),
         )
         info = {"height": height, "width": width, "count": len(pairs), "defect_pixel_share": float(masks.mean())}

@@ -1,0 +1,15 @@
+"""Stage source (always run): fingerprint the raw data named by ``data.source`` into ``data/source.json``."""
+
+from pathlib import Path
+
+from defectseg.params import load_params
+from defectseg.source_fingerprint import record_source
+from defectseg.stage import run_stage
+
+
+def main() -> None:
+    print(record_source(load_params().data, Path("data/source.json")))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,93 @@
+"""The data set as a DVC artifact, in a real git + DVC repository with a local remote.
+
+A folder source is prepared into ``data/prepared`` (pairs at their own size, relative paths),
+pushed, and a clone elsewhere with the source folder moved away reproduces every stage from
+``dvc pull`` alone; a relabelled mask in the source re-runs prepare and what depends on it.
+"""
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import TINY_PIPELINE, DvcRepo, make_plain, square_mask, write_png
+
+DOWNSTREAM = {"prepare", "preprocess", "train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report"}
+
+
+def ran(result) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout))
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory):
+    """A folder-source pipeline, reproduced, committed and pushed to a local remote."""
+    source = make_plain(tmp_path_factory.mktemp("tiles") / "tiles", n=12)
+    repo = DvcRepo(tmp_path_factory.mktemp("origin"))
+    repo.set_params(**TINY_PIPELINE, **{"compare.losses": ["dice"], "data.source": str(source)})
+    repo.run("dvc", "remote", "add", "--default", "team", str(tmp_path_factory.mktemp("store")))
+    repo.commit("folder source")
+    repo.run("dvc", "repro")
+    repo.commit("reproduced")
+    repo.run("dvc", "push")
+    return repo, source
+
+
+def test_no_tracked_file_names_the_source_or_the_checkout(origin):
+    """Only the params themselves (params.yaml, and their values recorded in dvc.lock) name the source."""
+    repo, source = origin
+    tracked = repo.run("git", "ls-files").stdout.split() + ["data/prepared/manifest.csv", "data/prepared/summary.json"]
+    assert "data/source.json" in tracked
+    for name in tracked:
+        text = (repo.root / name).read_text(errors="ignore")
+        if name not in ("params.yaml", "dvc.lock"):
+            assert str(source) not in text and str(repo.root) not in text, name
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
+    paths = [entry["path"] for stage in lock["stages"].values() for key in ("deps", "outs") for entry in stage.get(key, [])]
+    assert paths and not [path for path in paths if path.startswith("/") or ".." in path]
+
+
+def test_clone_without_the_source_reproduces_every_stage_from_the_remote(origin, tmp_path):
+    repo, source = origin
+    clone = tmp_path / "teammate"
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(clone)], check=True)
+    teammate = DvcRepo(clone, create=False)
+    hidden = source.with_name("tiles-moved-away")
+    source.rename(hidden)
+    try:
+        teammate.run("dvc", "pull")
+        result = teammate.run("dvc", "repro")
+        assert ran(result) == {"source"}, result.stdout
+        notices = [line for line in (result.stdout + result.stderr).splitlines() if str(source) in line]
+        assert len(notices) == 1 and notices[0].startswith("notice: ") and "Traceback" not in result.stderr
+        metrics = "metrics/runs/unet-dice-seed0-fold0.json"
+        forced = teammate.run("dvc", "repro", "-f", "-s", "evaluate@unet-dice-0-0")
+        assert ran(forced) == {"evaluate@unet-dice-0-0"}
+        assert (clone / metrics).read_bytes() == (repo.root / metrics).read_bytes()
+        pairs = "data/preprocessed/pairs.npz"
+        assert ran(teammate.run("dvc", "repro", "-f", "-s", "preprocess")) == {"preprocess"}
+        assert (clone / pairs).read_bytes() == (repo.root / pairs).read_bytes()
+    finally:
+        hidden.rename(source)
+
+
+def test_relabelled_mask_re_runs_prepare_and_what_depends_on_it_and_nothing_else(origin):
+    repo, source = origin
+    assert ran(repo.run("dvc", "repro")) == {"source"}
+    assert "prepare" not in repo.run("dvc", "status").stdout
+    before = json.loads((repo.root / "data" / "source.json").read_text())
+    relabelled = square_mask()
+    relabelled[30:40, 30:40] = 255
+    write_png(source / "masks" / "img3.png", relabelled)
+    assert ran(repo.run("dvc", "repro", "-s", "source")) == {"source"}
+    status = repo.run("dvc", "status").stdout
+    assert re.search(r"^prepare:\n\s+changed deps:\n\s+modified:\s+data/source.json", status, re.MULTILINE), status
+    assert json.loads((repo.root / "data" / "source.json").read_text())["md5"] != before["md5"]
+    assert ran(repo.run("dvc", "repro")) == {"source"} | DOWNSTREAM
+    copied = np.asarray(Image.open(repo.root / "data" / "prepared" / "masks" / "img3.png"))
+    assert (copied[30:40, 30:40] == 255).all()
+    assert ran(repo.run("dvc", "repro")) == {"source"}
