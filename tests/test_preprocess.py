@@ -2,8 +2,11 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from conftest import params_with, write_png
+from conftest import make_plain, params_with, write_png
+from defectseg.dataset import load_split
+from defectseg.errors import DataError
 from defectseg.prepare import prepare_dataset
 from defectseg.preprocess import binarize_mask, preprocess, resize_mask
 
@@ -49,3 +52,15 @@ def test_preprocess_writes_every_pair_as_uint8_arrays_in_manifest_order(tmp_path
         # columns 10-30 of 80 -> 6-18 of 48 = 12 columns
         assert mask.sum() == (11 * 12 if value > 127 else 0)
     assert info["count"] == 12 and info["height"] == 32
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed"])
+def test_damaged_preprocessed_pairs_are_one_error_naming_the_file_and_what_to_run(tmp_path, damage):
+    params = params_with(**{"data.source": str(make_plain(tmp_path / "src", n=8)), "preprocess.image_size": 32})
+    prepare_dataset(params.data, 1, tmp_path / "prepared", tmp_path / "cache")
+    preprocess(tmp_path / "prepared" / "manifest.csv", params.preprocess, tmp_path / "pre")
+    pairs = tmp_path / "pre" / "pairs.npz"
+    data = pairs.read_bytes()
+    pairs.write_bytes(data[: len(data) // 2] if damage == "truncated" else data[:200] + bytes(len(data) - 400) + data[-200:])
+    with pytest.raises(DataError, match=rf"^{pairs}: damaged preprocessed split \(.+\): run `dvc repro -f preprocess` or `dvc checkout {pairs}`$"):
+        load_split(pairs)

@@ -2,6 +2,9 @@
 
 import math
 import os
+import signal
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch
 from dvclive import Live
 
 from conftest import default_params_dict, override
+from defectseg.atomic import remove_stale_temporaries
 from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.dataset import Split
 from defectseg.errors import DataError
@@ -16,6 +20,7 @@ from defectseg.losses import build_loss
 from defectseg.params import parse_params
 from defectseg.synthetic import make_tile
 from defectseg.loader import epoch_indices
+from defectseg.threads import usable_cores
 from defectseg.training import RunSpec, TrainingError, fit
 
 
@@ -247,3 +252,59 @@ def test_ema_keeps_the_average_and_resumes_exactly(tmp_path):
     resumed = train(tmp_path, params, name="cut")
     assert resumed["history"] == whole["history"]
     assert all(torch.equal(resumed["best"]["weights"][k], whole["best"]["weights"][k]) for k in whole["best"]["weights"])
+
+
+def test_pinned_threads_give_the_same_model_whatever_else_runs_and_auto_follows_the_other_jobs(tmp_path, monkeypatch):
+    """Another live job halves the share of the cores; pinned threads ignore it (same weights)."""
+    slots = tmp_path / "slots"
+    monkeypatch.setattr(tempfile, "tempdir", str(slots))
+    slots.mkdir()
+    params = tiny_params(**{"train.epochs": 2, "train.threads": 2})
+    alone = train(tmp_path, params, name="alone")
+    (slots / f"defectseg-jobs-{os.getuid()}").mkdir()
+    for pid in (os.getpid(), os.getppid()):
+        (slots / f"defectseg-jobs-{os.getuid()}" / f"{pid}.job").touch()
+    beside = train(tmp_path, params, name="beside")
+    assert alone["threads"] == beside["threads"] == 2
+    assert all(torch.equal(alone["best"]["weights"][k], beside["best"]["weights"][k]) for k in alone["best"]["weights"])
+    auto = train(tmp_path, tiny_params(**{"train.epochs": 1, "train.threads": "auto"}), name="auto")
+    assert auto["threads"] == max(1, usable_cores() // 2)
+
+
+def test_state_serializing_when_ctrl_c_comes_is_written_whole_then_interrupted(tmp_path):
+    class SendsCtrlC:
+        def __reduce__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            return (int, (0,))
+
+    save_checkpoint(tmp_path / "last.pt", {"weights": torch.arange(6.0)})
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "last.pt", {"weights": torch.arange(3.0), "extra": SendsCtrlC()})
+    assert torch.equal(torch.load(tmp_path / "last.pt", weights_only=False)["weights"], torch.arange(3.0))
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_full_disk_is_one_error_naming_the_file_and_keeps_the_previous_checkpoint(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
+    try:
+        save_checkpoint(disk / "model.pt", {"weights": torch.arange(6.0)})
+        before = (disk / "model.pt").read_bytes()
+        with pytest.raises(DataError, match=rf"^{disk / 'model.pt'}: no space left on device$"):
+            save_checkpoint(disk / "model.pt", {"weights": torch.zeros(200_000)})
+        assert (disk / "model.pt").read_bytes() == before
+        assert sorted(p.name for p in disk.iterdir()) == ["model.pt"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_by_the_next_run(tmp_path):
+    folder = tmp_path / "models" / "run"
+    folder.mkdir(parents=True)
+    (folder / ".last.pt.k1l2.tmp").write_bytes(b"half")
+    (folder / ".overlays.x.tmp").mkdir()
+    (folder / "model.pt").write_bytes(b"kept")
+    assert {p.name for p in remove_stale_temporaries(folder)} == {".last.pt.k1l2.tmp", ".overlays.x.tmp"}
+    assert [p.name for p in folder.iterdir()] == ["model.pt"]

@@ -1,18 +1,61 @@
 """Write outputs so that a failure or a kill never leaves a half-written file or folder.
 
 Everything is built next to its target under a temporary name, flushed to disk, then
-renamed into place; ``os.replace`` is atomic on one file system.
+renamed into place; ``os.replace`` is atomic on one file system. Ctrl-C during a write takes
+effect once the write is done (``deferred_interrupt``), and a temporary left by a process
+that was killed outright is removed by the next run that writes there (``remove_stale_temporaries``).
 """
 
 import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from defectseg.errors import DataError
+
+
+_deferring = False
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) while the block runs, then raise ``KeyboardInterrupt`` if one came.
+
+    A ``KeyboardInterrupt`` raised inside a C++ writer such as ``torch.save`` surfaces as a
+    ``RuntimeError`` with a torch traceback; held back, the write completes and the stage
+    reports ``interrupted``. Nested blocks defer to the outermost; off the main thread
+    (where signals cannot be handled) the block runs as is.
+    """
+    global _deferring
+    if _deferring or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries (``.<name>.*.tmp``) that a killed writer left in ``folder``; return them.
+
+    Call it only where no other process is writing into ``folder`` (a stage's own output folder).
+    """
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    return stale
 
 
 @contextlib.contextmanager

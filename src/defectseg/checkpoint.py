@@ -5,6 +5,7 @@ Checkpoints hold tensors, numbers and strings only. Loading uses
 hidden in them); a refused or corrupt file is reported as a ``DataError``.
 """
 
+import io
 import pickle
 import re
 import zipfile
@@ -12,19 +13,29 @@ from pathlib import Path
 
 import torch
 
-from defectseg.atomic import atomic_file
+from defectseg.atomic import atomic_file, deferred_interrupt
 from defectseg.errors import DataError
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` via a temporary file, fsync and rename.
+    """Write ``state`` to ``path`` via a temporary file, fsync and rename, with Ctrl-C held
+    back until it is done.
 
-    Saving through an open handle keeps the zip's inner folder name fixed ("archive")
-    instead of the temporary file's random name, so equal states give equal bytes and
-    DVC's run-cache sees identical runs as identical.
+    The state is serialized in memory first, so a failed write (a full disk) is a plain
+    ``OSError``, reported as one line naming the file, instead of an error deep in torch's
+    zip writer; the previous file is untouched and no temporary is left. Saving to a
+    file object keeps the zip's inner folder name fixed ("archive"), so equal states give
+    equal bytes and DVC's run-cache sees identical runs as identical.
     """
-    with atomic_file(Path(path)) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)
+    path = Path(path)
+    with deferred_interrupt():
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        try:
+            with atomic_file(path) as tmp:
+                tmp.write_bytes(buffer.getbuffer())
+        except OSError as exc:
+            raise DataError(path, (exc.strerror or str(exc)).lower()) from None
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -177,6 +177,7 @@ class TrainParams(Section):
     ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
     device: Literal["auto", "cpu", "cuda", "mps"]
     loader_workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)]
+    threads: Literal["auto"] | Annotated[int, Field(ge=1, le=256)]
     processes: Annotated[int, Field(ge=1, le=64)]
     precision: Literal["fp32", "bf16"]
     channels_last: bool

@@ -5,8 +5,14 @@ Alone, a process takes every core it may run on. When DVC runs several stages at
 each would otherwise take every core for torch and again for OpenCV, and on a small
 machine they then run many times slower than one after the other. So every process
 holds a *job slot* (a file named by its process id in a folder per user) while it runs,
-and sets torch's and OpenCV's thread counts to the cores divided by the live slots,
-at its start and again at every epoch, as jobs come and go.
+and evaluation sets torch's and OpenCV's thread counts to the cores divided by the live
+slots, as jobs come and go.
+
+A training run's floating-point results depend on its thread count (a sum split over two
+threads rounds differently from one), so training fixes its count once, at its start
+(``fix_threads``): ``train.threads`` pins it, so the same params give the same model
+whatever else runs; ``auto`` takes the share of the cores at the start instead, faster
+beside other jobs, but then the model depends on what ran beside it.
 """
 
 import contextlib
@@ -71,6 +77,15 @@ def thread_share(folder: Path | None = None) -> int:
 def budget_threads(folder: Path | None = None) -> int:
     """Set torch's and OpenCV's thread counts to ``thread_share``; return it."""
     threads = thread_share(folder)
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    return threads
+
+
+def fix_threads(setting: str | int, folder: Path | None = None) -> int:
+    """Set torch's and OpenCV's thread counts for a whole training run: ``setting`` threads,
+    or with ``auto`` this process's ``thread_share`` now; return the count."""
+    threads = thread_share(folder) if setting == "auto" else int(setting)
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     return threads

@@ -2,10 +2,12 @@
 
 import contextlib
 import hashlib
+import sys
 from pathlib import Path
 
 from dvclive import Live
 
+from defectseg.atomic import remove_stale_temporaries
 from defectseg.code_fingerprint import module_hashes
 from defectseg.dataset import load_fold
 from defectseg.distributed import join, leave
@@ -29,9 +31,12 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
     The resume state ``model_dir/last.pt`` lives only while the run is incomplete: it is
     deleted once the final model is saved, so a re-run (a code change, ``dvc repro -f``)
     trains from scratch. Its code fingerprint covers this module's import closure, every
-    package module the train stage runs.
+    package module the train stage runs. Temporaries that a killed write left in
+    ``model_dir`` are removed first.
     """
     model_dir = Path(model_dir)
+    for stale in remove_stale_temporaries(model_dir):
+        print(f"removed {stale}, left by an interrupted write", file=sys.stderr)
     fold = load_fold(pairs_path, manifest_path, run.fold)
     train_split, val_split = fold["train"], fold["val"]
     loss_settings = getattr(params.losses, run.loss).model_dump()
@@ -67,6 +72,7 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
             "fold": run.fold,
             "best_epoch": best["epoch"],
             "best_val_iou": best["val_iou"],
+            "threads": result["threads"],
         },
     )
     (model_dir / RESUME_STATE).unlink(missing_ok=True)

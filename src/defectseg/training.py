@@ -39,7 +39,7 @@ from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model
 from defectseg.params import ModelSection, TrainParams
 from defectseg.schedule import build_scheduler, parameter_groups
-from defectseg.threads import budget_threads
+from defectseg.threads import fix_threads
 
 CHECKPOINT_FORMAT = "defectseg-checkpoint-1"
 
@@ -210,9 +210,11 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     DVCLive ``Live`` (None on processes other than rank 0); the history of a resumed run
     is logged again first, so its plots are whole. With several processes (``world``)
     each trains on its shard of every epoch with a share of the batch, and gradients
-    are averaged by DistributedDataParallel; only rank 0 writes.
+    are averaged by DistributedDataParallel; only rank 0 writes. The run's CPU thread
+    count is fixed at its start (``train.threads``) and returned with the result.
     """
     trainer = Trainer.build(spec, train_split, last_path, world)
+    threads = fix_threads(spec.params.threads)
     history: list[dict] = []
     best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(trainer.kept.state_dict())}
     resumed = _resume_state(last_path, spec)
@@ -235,13 +237,12 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
             validated = f", val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}" if "val_iou" in row else ""
             print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}{validated}", file=sys.stderr)
             _save_last(last_path, trainer, spec, history, best)
-    return {"best": best, "normalization": trainer.dataset.normalization, "history": history}
+    return {"best": best, "normalization": trainer.dataset.normalization, "history": history, "threads": threads}
 
 
 def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, epoch: int, world: World) -> dict:
     """Train one epoch, validate (every ``val_every`` epochs and after the last), step the
     schedule; return the epoch's history row."""
-    budget_threads()
     trainer.sampler.set_epoch(seed_epoch(spec.seed, epoch, world.rank))
     lr = trainer.optimizer.param_groups[-1]["lr"]
     train_loss = train_one_epoch(trainer, loss_fn, epoch, world)
