@@ -7,7 +7,8 @@ On the Magnetic Tile set with the given configuration (configs/mtd.yaml by defau
    device (CUDA where there is one) and on the CPU, and their ratio;
 2. the wall time of one arm's train stage (the project's own ``src/stages/train.py``, as
    DVC runs it), of N arms one after the other, and of N arms side by side, each a
-   separate process holding a job slot (``threads``), so each takes its share of the cores.
+   separate process holding a job slot (``threads``), so each takes its share of the cores
+   (``train.threads: auto`` here; the default pins the count, so results never depend on what ran beside).
    With ``--unbudgeted`` it also runs the N arms side by side with every process taking all
    the cores (each in its own slot folder), which is what the budget prevents.
 Every figure is measured in this one run; nothing is compared across machines.
@@ -42,7 +43,7 @@ def workspace(configs: list[Path], data: str, epochs: int, folder: Path, device:
     overrides = {}
     for config in configs:
         overrides.update(yaml.safe_load(config.read_text()))
-    overrides.update({"data.source": str(Path(data).resolve()), "compare.folds": [0], "train.epochs": epochs, "train.val_every": epochs, "train.device": device})
+    overrides.update({"data.source": str(Path(data).resolve()), "compare.folds": [0], "train.epochs": epochs, "train.val_every": epochs, "train.device": device, "train.threads": "auto"})
     if overrides.get("train.schedule") == "onecycle":
         overrides["train.warmup_epochs"] = 1
     params = parse_params(apply_overrides(raw, overrides))
