@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from defectseg.convergence import convergence
+from defectseg.convergence import convergence, stalled
 
 
 def history(values: list[float], every: int = 1) -> pd.Series:
@@ -32,3 +32,18 @@ def test_sparse_validation_uses_the_epochs_it_has():
 
 def test_a_run_validated_only_in_its_last_eighth_cannot_be_called_converged():
     assert convergence(pd.Series([0.5], index=[2]), 2) == {"converged": False, "tail_gain": None}
+
+
+def test_a_flat_run_far_below_the_comparisons_best_is_stalled():
+    stuck = history([0.03, 0.045, 0.05, 0.052, 0.054, 0.053, 0.054, 0.054])
+    assert convergence(stuck, 8)["converged"]
+    assert stalled(float(stuck.max()), reference=0.66)
+
+
+def test_a_weaker_run_that_learned_is_not_stalled_and_the_best_run_never_is():
+    assert not stalled(0.35, reference=0.66)
+    assert not stalled(0.66, reference=0.66)
+
+
+def test_when_every_run_stalls_alike_none_is_marked():
+    assert not stalled(0.05, reference=0.054)

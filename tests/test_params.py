@@ -79,6 +79,28 @@ def test_cross_section_and_training_errors_read_as_one_line(overrides, message):
     assert "\n" not in str(caught.value) and "'data':" not in str(caught.value)
 
 
+def test_a_models_own_recipe_lies_over_the_shared_train_section():
+    params = parse_params(override(default_params_dict(), {"models.unet.train": {"epochs": 120, "lr": 0.001, "augment": {"hflip": 0.0}}}))
+    unet, shared = params.train_for("unet"), params.train
+    assert (unet.epochs, unet.lr, unet.augment.hflip) == (120, 0.001, 0.0)
+    assert unet.batch_size == shared.batch_size and unet.augment.vflip == shared.augment.vflip and shared.epochs != 120
+    assert params.train_for("mobilenet_unet") is shared
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"epoch": 3}, "models.unet.train (over the shared train section): epoch: unknown key"),
+        ({"lr": -1.0}, "models.unet.train (over the shared train section): lr: Input should be greater than 0"),
+        ({"schedule": "onecycle"}, "models.unet.train (over the shared train section): warmup_epochs is the onecycle schedule's warm-up"),
+    ],
+)
+def test_a_bad_model_recipe_names_the_model_and_the_key(recipe, message):
+    with pytest.raises(ParamsError) as caught:
+        parse_params(override(default_params_dict(), {"models.unet.train": recipe}))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_an_unused_models_section_is_still_checked_but_not_sized():
     params = parse_params(override(default_params_dict(), {"models.fcn_resnet50.downscale": 3}))
     assert params.compare.models == ["unet"] and params.models.fcn_resnet50.downscale == 3

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import params_with
 from defectseg.errors import DataError
-from defectseg.pooled import pool_arms, verdict_line
+from defectseg.pooled import advice, class_members, class_verdicts, pool_arms, verdict_line
 from defectseg.report import build_report
 from defectseg.runs import Run
 
@@ -122,14 +122,40 @@ def test_runs_still_learning_are_marked_in_the_table_and_the_verdicts_that_invol
         shutil.rmtree(path)
     write_run(fixture_runs, run, TP[("unet", "dice")], test_iou=0.6, val_iou=RISING)
     table = build(fixture_runs)
-    assert table["runs"][run.name] == {"converged": False, "tail_gain": 0.1, "best_epoch": 3}
+    assert table["runs"][run.name] == {"converged": False, "tail_gain": 0.1, "stalled": False, "status": "still learning", "best_val_iou": 0.5, "best_epoch": 3}
     assert table["runs"]["unet-bce-seed0-fold0"]["converged"]
     assert table["arms"]["unet-dice"]["runs_still_learning"] == [run.name] and table["arms"]["unet-bce"]["runs_still_learning"] == []
     flagged = [v["verdict"] for v in table["verdicts"] if "not settled" in v["verdict"]]
     assert len(flagged) == 2 and all("unet-dice (1 run(s) still learning)" in line for line in flagged)
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "| unet | dice *still learning (1 run(s))* |" in report
-    assert f"| {run.name} | 3 | +0.100 | **still learning** |" in report and "| unet-bce-seed0-fold0 | 3 | +0.005 | converged |" in report
+    assert "| unet | dice *1 run(s) still learning* |" in report
+    assert f"| {run.name} | 3 | 0.500 | +0.100 | **still learning** |" in report and "| unet-bce-seed0-fold0 | 3 | 0.565 | +0.005 | converged |" in report
+    assert "`unet-dice`" not in report.split("## Which to use, per defect class")[1].split("##")[0]
+
+
+def test_a_run_stuck_on_an_early_plateau_is_marked_stalled_and_its_verdicts_not_settled(fixture_runs):
+    run = Run("resnet_unet", "bce", 0, 0)
+    for path in (fixture_runs / "evaluation" / run.name, fixture_runs / "dvclive" / run.name):
+        shutil.rmtree(path)
+    write_run(fixture_runs, run, TP[("resnet_unet", "bce")], val_iou=[0.03, 0.05, 0.055, 0.056, 0.056, 0.057, 0.056, 0.057])
+    table = build(fixture_runs)
+    assert table["runs"][run.name]["status"] == "stalled" and table["runs"][run.name]["converged"]
+    assert table["arms"]["resnet_unet-bce"]["runs_stalled"] == [run.name]
+    flagged = [v for v in table["verdicts"] if not v["settled"]]
+    assert len(flagged) == 2 and all("resnet_unet-bce (1 run(s) stalled)" in v["verdict"] for v in flagged)
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "| resnet_unet | bce *1 run(s) stalled* |" in report and f"| {run.name} | 3 | 0.057 | +0.000 | **stalled** |" in report
+
+
+def test_each_arm_shows_its_training_minutes_from_the_runs_it_summed(fixture_runs):
+    for fold, minutes in ((0, 1.25), (1, 2.5)):
+        name = Run("unet", "bce", 0, fold).name
+        (fixture_runs / "dvclive" / name / "metrics.json").write_text(json.dumps({"cost": {"train_minutes": minutes, "train_cpu_minutes": 2 * minutes, "device": "cpu"}}))
+    table = build(fixture_runs)
+    assert table["arms"]["unet-bce"]["cost"] == {"train_minutes": 3.8, "train_cpu_minutes": 7.5, "device": "cpu"}
+    assert table["arms"]["unet-dice"]["cost"]["train_minutes"] is None
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "| 3.8 (cpu) |" in report and report.count("| n/a |") >= 3
 
 
 def test_verdict_line_reads_as_a_sentence():
@@ -182,3 +208,63 @@ def test_header_names_each_models_settings_and_flip_tta(fixture_runs):
     assert "`unet` (downscale 2, base_width 16, depth 4, refine.width 8, refine.window 64)" in report
     assert "`resnet_unet` (downscale 1, decoder_width 16, weights , weights_sha256 , encoder resnet18)" in report
     assert "averaged over the image and its horizontal and vertical mirror images" in report
+    assert "`unet`: 8 epochs, cosine to 0.003, batch 16, fp32" in report
+
+
+def test_the_method_sentence_names_the_image_score_the_gate_uses(fixture_runs):
+    build(fixture_runs, **{"evaluate.image_score_share": 0.0005})
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "an image whose score, the mean of its top 0.05% of pixel probabilities, is under it gets an empty mask" in report
+    build(fixture_runs)
+    assert "an image whose score, its highest pixel probability, is under it" in (fixture_runs / "reports" / "report.md").read_text()
+
+
+def test_a_models_own_recipe_is_named_and_sets_its_runs_epochs_for_the_convergence_rule(fixture_runs):
+    table = build(fixture_runs, **{"models.resnet_unet.train": {"epochs": 64, "val_every": 8}})
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "`resnet_unet` (its own recipe): 64 epochs, cosine to 0.003, batch 16, fp32" in report
+    assert table["runs"]["resnet_unet-bce-seed0-fold0"]["tail_gain"] is None and not table["runs"]["resnet_unet-bce-seed0-fold0"]["converged"]
+    assert table["runs"]["unet-bce-seed0-fold0"]["converged"]
+
+
+def per_class_matrix() -> dict[Run, pd.DataFrame]:
+    """One fold, bce and dice: dice finds more of each crack, bce more of each blowhole; 5 fray, 10 free images."""
+    classes = ["crack"] * 25 + ["blowhole"] * 25 + ["fray"] * 5 + ["free"] * 10
+    rng = np.random.default_rng(0)
+    tables = {}
+    for loss, crack_tp, blowhole_tp in (("bce", 20, 60), ("dice", 60, 20)):
+        defect = np.array(classes) != "free"
+        tp = np.where(defect, np.array([crack_tp] * 25 + [blowhole_tp] * 25 + [40] * 5 + [0] * 10) + rng.integers(0, 5, 65), 0)
+        tables[Run("unet", loss, 0, 0)] = pd.DataFrame(
+            {"id": [f"i{n:02d}" for n in range(65)], "defect_class": classes, "tp": tp, "fp": np.where(defect, 10, 0), "fn": np.where(defect, 80 - tp, 0), "tn": 100, "score": 0.5}
+        )
+    return tables
+
+
+def test_per_class_verdicts_pair_the_same_images_and_say_which_loss_to_use_for_which_defect():
+    tables = per_class_matrix()
+    arms = pool_arms(tables)
+    by_class = class_verdicts(arms, list(tables), 500, 0, 0.95)
+    assert by_class["crack"]["images"] == 25 and by_class["crack"]["verdicts"][0]["verdict"].startswith("dice beats bce by +")
+    assert by_class["blowhole"]["verdicts"][0]["verdict"].startswith("bce beats dice by +")
+    assert by_class["fray"] == {"images": 5, "verdicts": []} and "free" not in by_class
+    totals = {arm: images.totals for arm, images in arms.items()}
+    crack = class_members(arms)["crack"]
+    crack_totals = {arm: t.select(crack) for arm, t in totals.items()}
+    assert advice(crack_totals, ["unet-bce", "unet-dice"], 500, 0, 0.95) == {"best": "unet-dice", "iou": pytest.approx(advice(crack_totals, ["unet-dice"], 500, 0, 0.95)["iou"]), "beats": ["unet-bce"], "cannot_tell": []}
+    assert advice(crack_totals, [], 500, 0, 0.95)["best"] is None
+
+
+def test_report_advises_per_class_and_says_when_the_data_cannot_tell(tmp_path):
+    tables = per_class_matrix()
+    for run, table in tables.items():
+        write_run(tmp_path, run, 10)
+        table.to_csv(tmp_path / "evaluation" / run.name / "per_image.csv", index=False)
+    (tmp_path / "summary.json").write_text(json.dumps({"layout": "mtd", "pairs": 65, "folds": 1, "per_fold": [{"train": 1, "val": 1, "test": 65}]}))
+    table = build(tmp_path, **{"compare.models": ["unet"], "compare.folds": [0]})
+    report = (tmp_path / "reports" / "report.md").read_text()
+    assert table["advice"]["crack"]["best"] == "unet-dice" and table["advice"]["blowhole"]["best"] == "unet-bce"
+    assert "- **crack** (25 defective images): use `unet-dice`" in report
+    assert "- **blowhole** (25 defective images): use `unet-bce`" in report
+    assert "- **fray** (5 defective images): the data cannot tell (fewer than 20 defective images)." in report
+    assert "- **crack** (25 images): dice beats bce by +" in report

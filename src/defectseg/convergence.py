@@ -8,6 +8,15 @@ quarter even in a run that has finished learning, while over the last eighth the
 under 4% of its peak, so a gain there means the run was still improving when it stopped.
 A run not validated both inside and before its last eighth cannot be judged and counts
 as still learning.
+
+A flat history is not enough: a run stuck on an early plateau is flat too. So a run that
+passes the tail rule is **stalled** when its best val IoU is under ``STALL_SHARE`` (half) of
+the best val IoU any run of the same comparison reached on the same data. Why this
+condition and not "flat since its first validation": a pretrained encoder reaches most of
+its IoU before its first validation, so a flat start also describes a run that learned
+fast; what tells a stall is how far below it stopped, and the comparison's best run shows
+what the data allow. A weaker model that learned (above half) is just weaker. The rule
+needs a reference: where every run stalls alike, none is marked.
 """
 
 import math
@@ -16,6 +25,7 @@ import pandas as pd
 
 GAIN = 0.02
 TAIL = 1 / 8
+STALL_SHARE = 0.5
 
 
 def convergence(val_iou: pd.Series, epochs: int) -> dict:
@@ -27,3 +37,8 @@ def convergence(val_iou: pd.Series, epochs: int) -> dict:
         return {"converged": False, "tail_gain": None}
     gain = float(tail.max() - before.max())
     return {"converged": gain <= GAIN, "tail_gain": round(gain, 4)}
+
+
+def stalled(best_val_iou: float, reference: float) -> bool:
+    """Whether a run that stopped improving did so far below ``reference``, the comparison's best val IoU."""
+    return best_val_iou < STALL_SHARE * reference

@@ -83,9 +83,15 @@ class RefineParams(Section):
 
 
 class ModelSection(Section):
-    """A model's settings; every model can run at 1/``downscale`` of the input resolution."""
+    """A model's settings; every model can run at 1/``downscale`` of the input resolution.
+
+    ``train`` holds the model's own training recipe: keys of the shared ``train`` section
+    that this model trains with instead (``Params.train_for``); absent or empty, it trains
+    on the shared section as it is.
+    """
 
     downscale: Downscale
+    train: dict[str, object] = Field(default_factory=dict)
 
     @property
     def side_multiple(self) -> int:
@@ -271,6 +277,14 @@ class ReportParams(Section):
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)]
 
 
+def _merged(shared: dict, overrides: dict) -> dict:
+    """``shared`` with ``overrides`` laid over it, nested sections merged key by key."""
+    merged = dict(shared)
+    for key, value in overrides.items():
+        merged[key] = _merged(shared[key], value) if isinstance(value, dict) and isinstance(shared.get(key), dict) else value
+    return merged
+
+
 class Params(Section):
     data: DataParams
     preprocess: PreprocessParams
@@ -281,24 +295,41 @@ class Params(Section):
     evaluate: EvaluateParams
     report: ReportParams
 
+    def train_for(self, model: str) -> TrainParams:
+        """The training settings of ``model``: the shared ``train`` section with the model's own ``train`` keys over it."""
+        overrides = getattr(self.models, model).train
+        return TrainParams.model_validate(_merged(self.train.model_dump(), overrides)) if overrides else self.train
+
+    @model_validator(mode="after")
+    def _model_recipes_are_valid(self) -> "Params":
+        for name in ModelsParams.model_fields:
+            try:
+                self.train_for(name)
+            except ValidationError as exc:
+                problems = "; ".join(_format_error(e) for e in exc.errors(include_url=False))
+                raise ValueError(f"models.{name}.train (over the shared train section): {problems}") from None
+        return self
+
     @model_validator(mode="after")
     def _rotation_needs_square_images(self) -> "Params":
         height, width = self.preprocess.height_width
-        if self.train.augment.rotate90 > 0 and height != width:
+        if any(self.train_for(name).augment.rotate90 > 0 for name in self.compare.models) and height != width:
             raise ValueError("train.augment.rotate90 needs square images: set it to 0 or make preprocess.image_size square")
         return self
 
     @model_validator(mode="after")
     def _crop_fits_image(self) -> "Params":
-        crop = self.train.augment.crop_size
-        if crop > min(self.preprocess.height_width):
-            raise ValueError(f"train.augment.crop_size {crop} is larger than preprocess.image_size {self.preprocess.height_width}")
+        for name in self.compare.models:
+            crop = self.train_for(name).augment.crop_size
+            if crop > min(self.preprocess.height_width):
+                raise ValueError(f"train.augment.crop_size {crop} is larger than preprocess.image_size {self.preprocess.height_width} (model {name})")
         return self
 
     @model_validator(mode="after")
     def _models_fit_image(self) -> "Params":
-        sides = [*self.preprocess.height_width, *([self.train.augment.crop_size] if self.train.augment.crop_size else [])]
         for name in self.compare.models:
+            crop = self.train_for(name).augment.crop_size
+            sides = [*self.preprocess.height_width, *([crop] if crop else [])]
             settings = getattr(self.models, name)
             if any(side % settings.side_multiple for side in sides):
                 needed = f"models.{name}.downscale" + (" * 2**depth" if name == "unet" else "")

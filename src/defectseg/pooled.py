@@ -3,7 +3,10 @@
 With K-fold cross-validation every image is tested exactly once per seed, by the run
 that did not train on it, so an arm's pooled figures cover the whole data set; with a
 single split they cover its test split. Pairs of arms are compared by a paired
-bootstrap over the images, losses within each model and models within each loss.
+bootstrap over the images, losses within each model and models within each loss: over
+all images, and within each defect class that has at least ``MIN_CLASS_IMAGES``
+defective images (fewer cannot carry a bootstrap interval; the report says the data
+cannot tell). ``advice`` turns a class's comparisons into which arm to use for it.
 """
 
 import itertools
@@ -25,9 +28,10 @@ from defectseg.metrics import (
     recall_at_false_alarm_rate,
 )
 from defectseg.runs import Run
-from defectseg.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap
+from defectseg.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap, pooled_iou
 
 COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
+MIN_CLASS_IMAGES = 20
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class ArmImages:
         per_image = rows.groupby("id", sort=True)[["tp", "fp", "fn", "flagged"]].sum()
         has_defect = rows.groupby("id", sort=True)[["tp", "fn"]].sum().sum(axis=1) > 0
         return ImageTotals(*(per_image[c].to_numpy() for c in ("tp", "fp", "fn", "flagged")), has_defect.to_numpy(), self.seeds)
+
+    @cached_property
+    def image_classes(self) -> np.ndarray:
+        """Each image's defect class, in the order of ``totals``."""
+        return self.rows.groupby("id", sort=True)["defect_class"].first().to_numpy(str)
 
 
 def pool_arms(per_image: dict[Run, pd.DataFrame]) -> dict[str, ArmImages]:
@@ -107,18 +116,53 @@ def verdict_line(a: str, b: str, result: dict, confidence: float) -> str:
     return f"{b} beats {a} by {-result['difference']:+.3f} IoU, {percent} CI [{-result['high']:+.3f}, {-result['low']:+.3f}]"
 
 
-def verdicts(arms: dict[str, ArmImages], runs: list[Run], samples: int, seed: int, confidence: float) -> list[dict]:
-    """Paired comparisons: every pair of losses within each model, then every pair of models within each loss."""
+def verdicts(totals: dict[str, ImageTotals], runs: list[Run], samples: int, seed: int, confidence: float) -> list[dict]:
+    """Paired comparisons of the arms' ``totals`` (the same images in each): every pair of
+    losses within each model, then every pair of models within each loss."""
     models = list(dict.fromkeys(r.model for r in runs))
     losses = list(dict.fromkeys(r.loss for r in runs))
     pairs = [("loss", model, f"{model}-{a}", f"{model}-{b}", a, b) for model in models for a, b in itertools.combinations(losses, 2)]
     pairs += [("model", loss, f"{a}-{loss}", f"{b}-{loss}", a, b) for loss in losses for a, b in itertools.combinations(models, 2)]
     result = []
     for axis, fixed, arm_a, arm_b, label_a, label_b in pairs:
-        outcome = paired_bootstrap(arms[arm_a].totals, arms[arm_b].totals, samples, seed, confidence)
+        outcome = paired_bootstrap(totals[arm_a], totals[arm_b], samples, seed, confidence)
         line = verdict_line(label_a, label_b, outcome, confidence) + f" ({'model' if axis == 'loss' else 'loss'} {fixed})"
         result.append({"axis": axis, "a": arm_a, "b": arm_b, **outcome, "verdict": line})
     return result
+
+
+def class_members(arms: dict[str, ArmImages]) -> dict[str, np.ndarray]:
+    """Per defect class, which images (in ``totals`` order) are its defective ones."""
+    first = next(iter(arms.values()))
+    classes, has_defect = first.image_classes, first.totals.has_defect
+    return {name: (classes == name) & has_defect for name in sorted(set(classes[has_defect].tolist()))}
+
+
+def class_verdicts(arms: dict[str, ArmImages], runs: list[Run], samples: int, seed: int, confidence: float) -> dict[str, dict]:
+    """Per defect class: its defective images' count and, where there are at least
+    ``MIN_CLASS_IMAGES``, the same paired comparisons as ``verdicts`` on those images only."""
+    result = {}
+    for name, members in class_members(arms).items():
+        count = int(members.sum())
+        subset = {arm: images.totals.select(members) for arm, images in arms.items()}
+        judged = verdicts(subset, runs, samples, seed, confidence) if count >= MIN_CLASS_IMAGES else []
+        result[name] = {"images": count, "verdicts": judged}
+    return result
+
+
+def advice(totals: dict[str, ImageTotals], settled: list[str], samples: int, seed: int, confidence: float) -> dict:
+    """Which of the ``settled`` arms to use on these images: the one with the highest IoU, the
+    arms it beats (paired bootstrap), and those the data cannot tell from it."""
+    if not settled:
+        return {"best": None, "beats": [], "cannot_tell": []}
+    iou = {arm: pooled_iou(totals[arm]) for arm in settled}
+    best = max(settled, key=lambda arm: (iou[arm], arm))
+    beats, cannot_tell = [], []
+    for arm in settled:
+        if arm != best:
+            outcome = paired_bootstrap(totals[best], totals[arm], samples, seed, confidence)
+            (beats if outcome["significant"] and outcome["difference"] > 0 else cannot_tell).append(arm)
+    return {"best": best, "iou": iou[best], "beats": beats, "cannot_tell": cannot_tell}
 
 
 def mean_over_seeds(values: list[float | None]) -> float | None:

@@ -4,7 +4,9 @@ Reads every (model, loss, seed, fold) run named in ``compare``, pools each (mode
 arm's test predictions over folds and seeds (``pooled``), and writes:
 - ``headline.json``: per arm, pooled IoU, recall and false alarms with intervals, the one
   DVC metric of the pipeline, so ``dvc exp show`` and ``dvc metrics diff`` lead with it;
-- ``comparison.json``: every pooled figure, per class and per fold, and the verdicts;
+- ``comparison.json``: every pooled figure, per class and per fold, the verdicts (pooled and
+  per defect class), which arm to use for each class, each run's convergence and each arm's
+  training cost;
 - ``report.md`` with figures and overlays beside it, readable on GitHub as is.
 """
 
@@ -20,10 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
-from defectseg.convergence import GAIN, convergence  # noqa: E402
+from defectseg.convergence import GAIN, STALL_SHARE, convergence, stalled  # noqa: E402
 from defectseg.errors import DataError  # noqa: E402
 from defectseg.params import Params  # noqa: E402
-from defectseg.pooled import mean_over_seeds, pool_arms, pooled_metrics, verdicts  # noqa: E402
+from defectseg.pooled import MIN_CLASS_IMAGES, advice, class_members, class_verdicts, mean_over_seeds, pool_arms, pooled_metrics, verdicts  # noqa: E402
 from defectseg.runs import Run, matrix_runs  # noqa: E402
 
 
@@ -37,6 +39,7 @@ class RunOutputs:
     pr_curve: pd.DataFrame
     history: pd.DataFrame
     overlays: Path
+    cost: dict
 
 
 def _read_tsv(path: Path, column: str) -> pd.Series:
@@ -60,35 +63,74 @@ def load_run(run: Run, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) 
     )
     folder = Path(evaluation_dir) / run.name
     per_image = pd.read_csv(folder / "per_image.csv", dtype={"id": str})
-    return RunOutputs(run, metrics, per_image, pd.read_csv(folder / "pr_curve.csv"), history, folder / "overlays")
+    summary_path = Path(live_dir) / run.name / "metrics.json"
+    cost = json.loads(summary_path.read_text()).get("cost", {}) if summary_path.is_file() else {}
+    return RunOutputs(run, metrics, per_image, pd.read_csv(folder / "pr_curve.csv"), history, folder / "overlays", cost)
 
 
-def run_convergence(outputs: list[RunOutputs], epochs: int) -> dict[str, dict]:
-    """Per run, from its own val history: converged or still learning (``convergence``), and its best epoch."""
+def run_convergence(outputs: list[RunOutputs], params: Params) -> dict[str, dict]:
+    """Per run, from its val history over its model's epochs: converged or still learning
+    (``convergence``), stalled far below the comparison's best run (``stalled``), its best
+    epoch and its status: converged, still learning or stalled."""
+    best = {o.run.name: float(o.history["val_iou"].max()) for o in outputs}
+    reference = max(best.values())
     result = {}
     for output in outputs:
         val_iou = output.history["val_iou"]
         by_epoch = pd.Series(val_iou.to_numpy(), index=val_iou.index + 1)
-        result[output.run.name] = {**convergence(by_epoch, epochs), "best_epoch": output.metrics["best_epoch"]}
+        tail = convergence(by_epoch, params.train_for(output.run.model).epochs)
+        stuck = tail["converged"] and stalled(best[output.run.name], reference)
+        status = "stalled" if stuck else "converged" if tail["converged"] else "still learning"
+        result[output.run.name] = {**tail, "stalled": stuck, "status": status, "best_val_iou": round(best[output.run.name], 4), "best_epoch": output.metrics["best_epoch"]}
     return result
 
 
-def still_learning(outputs: list[RunOutputs], runs: dict[str, dict]) -> dict[str, list[str]]:
-    """Per arm, the runs that had not finished learning."""
-    arms: dict[str, list[str]] = {}
+def unsettled(outputs: list[RunOutputs], runs: dict[str, dict]) -> dict[str, dict[str, list[str]]]:
+    """Per arm, its runs that are still learning and those that stalled."""
+    arms: dict[str, dict[str, list[str]]] = {}
     for output in outputs:
-        arms.setdefault(output.run.arm, [])
-        if not runs[output.run.name]["converged"]:
-            arms[output.run.arm].append(output.run.name)
+        arm = arms.setdefault(output.run.arm, {"still learning": [], "stalled": []})
+        status = runs[output.run.name]["status"]
+        if status != "converged":
+            arm[status].append(output.run.name)
     return arms
 
 
-def _flag_unconverged(verdict: dict, unconverged: dict[str, list[str]]) -> dict:
-    """The verdict, its sentence extended when an arm it compares had runs still learning."""
-    late = [f"{arm} ({len(unconverged[arm])} run(s) still learning)" for arm in (verdict["a"], verdict["b"]) if unconverged[arm]]
+def _unsettled_text(marks: dict[str, list[str]]) -> str:
+    return ", ".join(f"{len(names)} run(s) {status}" for status, names in marks.items() if names)
+
+
+def _flag_unsettled(verdict: dict, marks: dict[str, dict[str, list[str]]]) -> dict:
+    """The verdict, its sentence extended when an arm it compares had runs still learning or stalled."""
+    late = [f"{arm} ({_unsettled_text(marks[arm])})" for arm in (verdict["a"], verdict["b"]) if _unsettled_text(marks[arm])]
     if not late:
-        return verdict
-    return {**verdict, "verdict": verdict["verdict"] + f"; not settled: {', '.join(late)}, so it compares models that had not finished learning"}
+        return {**verdict, "settled": True}
+    return {**verdict, "settled": False, "verdict": verdict["verdict"] + f"; not settled: {', '.join(late)}, so it compares runs that had not finished learning or stalled"}
+
+
+def _arm_cost(outputs: list[RunOutputs], arm: str) -> dict:
+    """The arm's training cost, summed over its runs (None where a run did not record it)."""
+    costs = [o.cost for o in outputs if o.run.arm == arm]
+    known = all("train_minutes" in c for c in costs)
+    return {
+        "train_minutes": round(sum(c["train_minutes"] for c in costs), 1) if known else None,
+        "train_cpu_minutes": round(sum(c["train_cpu_minutes"] for c in costs), 1) if known else None,
+        "device": "/".join(sorted({c["device"] for c in costs})) if known else None,
+    }
+
+
+def _advice_by_class(arms: dict, settled: list[str], report) -> dict[str, dict]:
+    """Which settled arm to use, over all defects and for each class with enough defective images."""
+    totals = {arm: images.totals for arm, images in arms.items()}
+    result = {"all defects": {"images": None, **advice(totals, settled, report.bootstrap_samples, report.bootstrap_seed, report.confidence)}}
+    for name, members in class_members(arms).items():
+        count = int(members.sum())
+        if count < MIN_CLASS_IMAGES:
+            result[name] = {"images": count, "best": None, "beats": [], "cannot_tell": []}
+            continue
+        subset = {arm: images.totals.select(members) for arm, images in arms.items()}
+        result[name] = {"images": count, **advice(subset, settled, report.bootstrap_samples, report.bootstrap_seed, report.confidence)}
+    return result
 
 
 def comparison(outputs: list[RunOutputs], params: Params) -> dict:
@@ -104,15 +146,25 @@ def comparison(outputs: list[RunOutputs], params: Params) -> dict:
         for fold in params.compare.folds:
             values = [o.metrics["test"]["iou"] for o in outputs if o.run.arm == arm and o.run.fold == fold]
             per_fold.setdefault(arm, {})[str(fold)] = mean_over_seeds(values)
-    runs = run_convergence(outputs, params.train.epochs)
-    unconverged = still_learning(outputs, runs)
+    runs = run_convergence(outputs, params)
+    marks = unsettled(outputs, runs)
     for arm, row in pooled.items():
-        row["runs_still_learning"] = unconverged[arm]
-    judged = verdicts(arms, [o.run for o in outputs], report.bootstrap_samples, report.bootstrap_seed, report.confidence)
+        row["runs_still_learning"] = marks[arm]["still learning"]
+        row["runs_stalled"] = marks[arm]["stalled"]
+        row["cost"] = _arm_cost(outputs, arm)
+    run_list = [o.run for o in outputs]
+    samples, seed, confidence = report.bootstrap_samples, report.bootstrap_seed, report.confidence
+    judged = verdicts({arm: images.totals for arm, images in arms.items()}, run_list, samples, seed, confidence)
+    by_class = class_verdicts(arms, run_list, samples, seed, confidence)
+    for entry in by_class.values():
+        entry["verdicts"] = [_flag_unsettled(v, marks) for v in entry["verdicts"]]
+    settled = [arm for arm in pooled if not _unsettled_text(marks[arm])]
     return {
         "folds": params.compare.fold_count,
         "arms": pooled,
-        "verdicts": [_flag_unconverged(v, unconverged) for v in judged],
+        "verdicts": [_flag_unsettled(v, marks) for v in judged],
+        "class_verdicts": by_class,
+        "advice": _advice_by_class(arms, settled, report),
         "test_iou_per_fold": per_fold,
         "runs": runs,
     }
@@ -165,8 +217,19 @@ def _plot_pr(outputs: list[RunOutputs], path: Path) -> None:
 
 
 def _settings_text(name: str, params: Params) -> str:
-    settings = pd.json_normalize(getattr(params.models, name).model_dump()).iloc[0]
+    settings = pd.json_normalize(getattr(params.models, name).model_dump(exclude={"train"})).iloc[0]
     return f"`{name}` (" + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")"
+
+
+def _recipe_text(name: str, params: Params) -> str:
+    recipe = params.train_for(name)
+    warmup = f", {recipe.warmup_epochs} warm-up" if recipe.warmup_epochs else ""
+    own = " (its own recipe)" if getattr(params.models, name).train else ""
+    return f"`{name}`{own}: {recipe.epochs} epochs, {recipe.schedule} to {recipe.lr:g}{warmup}, batch {recipe.batch_size}, {recipe.precision}"
+
+
+def _score_text(share: float) -> str:
+    return f"the mean of its top {share:.2%} of pixel probabilities" if share else "its highest pixel probability"
 
 
 def _header_lines(params: Params, data_summary: dict) -> list[str]:
@@ -186,16 +249,17 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "# Comparison of models and losses",
         "",
         f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs; {design}. "
-        f"The models see each image resized to {height}x{width}; {params.train.epochs} epochs, {params.train.precision}. "
+        f"The models see each image resized to {height}x{width}. "
         f"Models: {'; '.join(_settings_text(m, params) for m in compare.models)}. "
+        f"Training: {'; '.join(_recipe_text(m, params) for m in compare.models)}. "
         f"Losses: {', '.join(compare.losses)}. Seeds: {', '.join(map(str, compare.seeds))}.",
         "",
         "**Every figure is measured at each image's own size**: the probability map is resized back "
         "to the original image and compared with the original mask, as `defectseg predict` writes it.",
         "",
         "Each run's decision is chosen on its val part and then applied unchanged to its test part: "
-        "the pixel threshold that maximises global defect IoU, and an image gate (images whose highest "
-        "defect probability is under it get an empty mask) that lets at most "
+        "the pixel threshold that maximises global defect IoU, and an image gate (an image whose score, "
+        f"{_score_text(evaluate.image_score_share)}, is under it gets an empty mask) that lets at most "
         f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
         + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else ""),
@@ -214,21 +278,25 @@ def _headline_lines(table: dict, confidence: int) -> list[str]:
         "",
         f"{first['images']} test images ({first['defect_images']} with defects), seeds pooled. "
         f"Brackets: {confidence}% bootstrap intervals over images. "
-        f"An arm marked *still learning* has runs whose val IoU rose by more than {GAIN} over their last eighth of epochs "
-        "(see Training, below).",
+        f"An arm marked *still learning* has runs whose val IoU rose by more than {GAIN} over their last eighth of epochs; "
+        f"one marked *stalled* has runs that stopped under {STALL_SHARE:.0%} of the best val IoU any run reached "
+        "(see Training, below); verdicts involving either are not settled. "
+        "Training minutes: wall-clock minutes of the arm's training runs, summed, on the device named.",
         "",
-        "| model | loss | IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | loss | IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate | training min |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, row in table["arms"].items():
         model, loss = arm.rsplit("-", 1)
-        late = row["runs_still_learning"]
-        loss = loss + (f" *still learning ({len(late)} run(s))*" if late else "")
+        marks = _unsettled_text({"still learning": row["runs_still_learning"], "stalled": row["runs_stalled"]})
+        loss = loss + (f" *{marks}*" if marks else "")
+        cost = row["cost"]
+        minutes = "n/a" if cost["train_minutes"] is None else f"{cost['train_minutes']:.1f} ({cost['device']})"
         lines.append(
             f"| {model} | {loss} | {row['iou']:.3f} {_interval(row['iou_interval'])} | {_number(row['mean_image_iou'])} "
             f"| {row['detection_recall']:.3f} {_interval(row['detection_recall_interval'])} "
             f"| {_number(row['false_alarm_rate'])} {_interval(row['false_alarm_rate_interval'])} "
-            f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} |"
+            f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} | {minutes} |"
         )
     return lines
 
@@ -236,7 +304,34 @@ def _headline_lines(table: dict, confidence: int) -> list[str]:
 def _verdict_lines(table: dict, samples: int) -> list[str]:
     lines = ["", f"## Verdicts: paired bootstrap over images ({samples} resamples)", ""]
     lines += [f"- {v['verdict']}" for v in table["verdicts"]] or ["One arm only: nothing to compare."]
+    lines += ["", "### Per defect class", "", f"Each pair again, on one class's defective images only (IoU pooled within the class), "
+              f"for each class with at least {MIN_CLASS_IMAGES} of them; fewer cannot carry an interval.", ""]
+    for name, entry in table["class_verdicts"].items():
+        if not entry["verdicts"]:
+            lines.append(f"- **{name}** ({entry['images']} images): too few to compare.")
+        for verdict in entry["verdicts"]:
+            lines.append(f"- **{name}** ({entry['images']} images): {verdict['verdict']}")
     return lines
+
+
+def _advice_sentence(name: str, entry: dict) -> str:
+    count = "" if entry["images"] is None else f" ({entry['images']} defective images)"
+    if entry["images"] is not None and entry["images"] < MIN_CLASS_IMAGES:
+        return f"- **{name}**{count}: the data cannot tell (fewer than {MIN_CLASS_IMAGES} defective images)."
+    if entry["best"] is None:
+        return f"- **{name}**{count}: the data cannot tell (no arm finished learning)."
+    best = f"`{entry['best']}` (IoU {entry['iou']:.3f})"
+    beaten = f"; it beats {', '.join(f'`{a}`' for a in entry['beats'])}" if entry["beats"] else ""
+    if not entry["cannot_tell"]:
+        return f"- **{name}**{count}: use {best}: it beats every other arm that finished learning."
+    return f"- **{name}**{count}: the data cannot tell {best} from {', '.join(f'`{a}`' for a in entry['cannot_tell'])}{beaten}."
+
+
+def _advice_lines(table: dict) -> list[str]:
+    lines = ["", "## Which to use, per defect class", "",
+             "The arm with the highest IoU on each class's defective images, among arms whose runs all converged, and "
+             "whether a paired bootstrap tells it from each other such arm.", ""]
+    return lines + [_advice_sentence(name, entry) for name, entry in table["advice"].items()]
 
 
 def _per_class_lines(table: dict, key: str, title: str) -> list[str]:
@@ -262,14 +357,17 @@ def _convergence_lines(table: dict) -> list[str]:
         "## Training: did each run finish learning?",
         "",
         f"A run is *still learning* when its best val IoU over the last eighth of its epochs beats its best before "
-        f"that by more than {GAIN} (under annealed schedules the rate is below 4% of its peak there).",
+        f"that by more than {GAIN} (under annealed schedules the rate is below 4% of its peak there). A run that stopped "
+        f"improving is *stalled* when its best val IoU is under {STALL_SHARE:.0%} of the best any run here reached: "
+        "stuck on an early plateau, not finished.",
         "",
-        "| run | best epoch | gain over the last eighth | verdict |",
-        "|---|---:|---:|---|",
+        "| run | best epoch | best val IoU | gain over the last eighth | verdict |",
+        "|---|---:|---:|---:|---|",
     ]
     for name, run in table["runs"].items():
         gain = "n/a" if run["tail_gain"] is None else f"{run['tail_gain']:+.3f}"
-        lines.append(f"| {name} | {run['best_epoch']} | {gain} | {'converged' if run['converged'] else '**still learning**'} |")
+        status = run["status"] if run["status"] == "converged" else f"**{run['status']}**"
+        lines.append(f"| {name} | {run['best_epoch']} | {run['best_val_iou']:.3f} | {gain} | {status} |")
     return lines
 
 
@@ -311,7 +409,8 @@ DEFINITIONS = [
     "- **recall**: share of defective images whose predicted mask has any defect pixel (image-level recall).",
     "- **false alarms**: share of defect-free images with any predicted defect pixel.",
     "- **detection P**: image-level precision of \"has a defect\".",
-    "- **image AUROC**: area under the ROC curve of the image score (highest defect probability) for \"has a defect\".",
+    "- **image AUROC**: area under the ROC curve of the image score (`evaluate.image_score_share`: the mean of an image's "
+    "top share of pixel probabilities, or its highest one) for \"has a defect\".",
     "- **R at FA rate**: the highest image-level recall any image-score threshold reaches while flagging at most "
     "`evaluate.max_false_alarm_rate` of the defect-free images (threshold-free, read off the split's own ROC).",
     "- Intervals: percentile intervals of a bootstrap over images (an image keeps all its seeds' predictions). "
@@ -327,7 +426,7 @@ DEFINITIONS = [
 def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_summary: dict) -> str:
     """The report page; figures and overlays are linked relative to it."""
     lines = _header_lines(params, data_summary) + _headline_lines(table, int(params.report.confidence * 100))
-    lines += _verdict_lines(table, params.report.bootstrap_samples)
+    lines += _verdict_lines(table, params.report.bootstrap_samples) + _advice_lines(table)
     lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
     lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
     lines += _per_fold_lines(table) + _convergence_lines(table) + _picture_lines(shown)

@@ -20,6 +20,10 @@ class ImageTotals:
     has_defect: np.ndarray
     seeds: int
 
+    def select(self, members: np.ndarray) -> "ImageTotals":
+        """The images where ``members`` (a boolean mask over the images) is true."""
+        return ImageTotals(self.tp[members], self.fp[members], self.fn[members], self.flagged[members], self.has_defect[members], self.seeds)
+
 
 def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float] | tuple[None, None]:
     """The central ``confidence`` share of ``values`` (NaN ones left out); None where all are NaN."""
@@ -38,6 +42,11 @@ def _iou_of_resamples(totals: ImageTotals, draws: np.ndarray) -> np.ndarray:
     inter = totals.tp[draws].sum(1)
     union = (totals.tp + totals.fp + totals.fn)[draws].sum(1)
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def pooled_iou(totals: ImageTotals) -> float:
+    """Global IoU over all the images, counted once each."""
+    return float(_iou_of_resamples(totals, np.arange(len(totals.tp))[None, :])[0])
 
 
 def _flag_rate_of_resamples(totals: ImageTotals, draws: np.ndarray, defect: bool) -> np.ndarray:
@@ -70,7 +79,6 @@ def paired_bootstrap(a: ImageTotals, b: ImageTotals, samples: int, seed: int, co
     if n != len(b.tp):
         raise ValueError("paired bootstrap needs the same images for both arms")
     draws = _draws(n, samples, seed)
-    every = np.arange(n)[None, :]
-    observed = float((_iou_of_resamples(a, every) - _iou_of_resamples(b, every))[0])
+    observed = pooled_iou(a) - pooled_iou(b)
     low, high = _percentile_interval(_iou_of_resamples(a, draws) - _iou_of_resamples(b, draws), confidence)
     return {"difference": observed, "low": low, "high": high, "significant": bool(low > 0 or high < 0)}

@@ -43,8 +43,9 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
     model_settings = getattr(params.models, run.model)
     roles = hashlib.sha256(" ".join([*train_split.ids, "|", *val_split.ids]).encode()).hexdigest()
     code = module_hashes(Path(__file__))
-    spec = RunSpec(params.train, run.model, model_settings, run.loss, loss_settings, run.seed, sha256_of(pairs_path) + roles, code)
-    world = join(pick_device(params.train.device, "train.device"))
+    train_params = params.train_for(run.model)
+    spec = RunSpec(train_params, run.model, model_settings, run.loss, loss_settings, run.seed, sha256_of(pairs_path) + roles, code)
+    world = join(pick_device(train_params.device, "train.device"))
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
         with job_slot(), logger as live:
@@ -53,6 +54,9 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
             if world.is_main:
                 live.summary["best/epoch"] = best["epoch"]
                 live.summary["best/val_iou"] = best["val_iou"]
+                live.summary["cost/train_minutes"] = round(result["seconds"] / 60, 2)
+                live.summary["cost/train_cpu_minutes"] = round(result["cpu_seconds"] / 60, 2)
+                live.summary["cost/device"] = world.device.type
     finally:
         leave(world)
     summary = {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"]), "rank": world.rank}

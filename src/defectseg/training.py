@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,17 +212,20 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     is logged again first, so its plots are whole. With several processes (``world``)
     each trains on its shard of every epoch with a share of the batch, and gradients
     are averaged by DistributedDataParallel; only rank 0 writes. The run's CPU thread
-    count is fixed at its start (``train.threads``) and returned with the result.
+    count is fixed at its start (``train.threads``) and returned with the result, with
+    its cost: wall and CPU seconds of training (a resumed run adds its earlier sessions').
     """
     trainer = Trainer.build(spec, train_split, last_path, world)
     threads = fix_threads(spec.params.threads)
     history: list[dict] = []
     best = {"val_iou": -math.inf, "epoch": 0, "weights": copy.deepcopy(trainer.kept.state_dict())}
+    cost = Cost()
     resumed = _resume_state(last_path, spec)
     if resumed is not None:
         trainer.restore(resumed)
         history = list(resumed["history"])
         best = {"val_iou": resumed["best_val_iou"], "epoch": resumed["best_epoch"], "weights": resumed["best_model"]}
+        cost = Cost(resumed.get("seconds", 0.0), resumed.get("cpu_seconds", 0.0))
         if world.is_main:
             print(f"resuming after epoch {len(history)} of {spec.params.epochs}", file=sys.stderr)
     for row in history:
@@ -236,8 +240,24 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
             _log_epoch(live, row)
             validated = f", val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}" if "val_iou" in row else ""
             print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}{validated}", file=sys.stderr)
-            _save_last(last_path, trainer, spec, history, best)
-    return {"best": best, "normalization": trainer.dataset.normalization, "history": history, "threads": threads}
+            _save_last(last_path, trainer, spec, history, best, cost.so_far())
+    return {"best": best, "normalization": trainer.dataset.normalization, "history": history, "threads": threads, **cost.so_far()}
+
+
+@dataclass
+class Cost:
+    """Wall and CPU seconds a run has trained: earlier sessions' (``seconds``, ``cpu_seconds``) plus this one's."""
+
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
+
+    def so_far(self) -> dict[str, float]:
+        return {
+            "seconds": self.seconds + time.perf_counter() - self.started,
+            "cpu_seconds": self.cpu_seconds + time.process_time() - self.cpu_started,
+        }
 
 
 def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, epoch: int, world: World) -> dict:
@@ -255,10 +275,11 @@ def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, e
     return row
 
 
-def _save_last(path: Path, trainer: Trainer, spec: RunSpec, history: list[dict], best: dict) -> None:
+def _save_last(path: Path, trainer: Trainer, spec: RunSpec, history: list[dict], best: dict, cost: dict[str, float]) -> None:
     save_checkpoint(
         path,
         {
+            **cost,
             "format": CHECKPOINT_FORMAT,
             "fingerprint": spec.fingerprint(),
             "code": spec.code,

@@ -12,8 +12,9 @@ from defectseg.train_run import train_run
 def main() -> None:
     run = run_arguments(__doc__)
     params = load_params()
-    if params.train.processes > 1 and not launched_by_torchrun():
-        relaunch_under_torchrun(params.train.processes)
+    processes = params.train_for(run.model).processes
+    if processes > 1 and not launched_by_torchrun():
+        relaunch_under_torchrun(processes)
     summary = train_run(
         params, run, Path("data/preprocessed/pairs.npz"), Path("data/prepared/manifest.csv"), Path("models") / run.name, Path("dvclive") / run.name
     )
