@@ -1,6 +1,7 @@
 """Shared fixtures: default params, small real image files, and a real git + DVC repo."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,19 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+ALWAYS_RUN = {"source"}
+
+
+def ran(result: subprocess.CompletedProcess) -> set[str]:
+    """The stages a ``dvc repro`` ran, less the always-run ``source`` stage."""
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout)) - ALWAYS_RUN
+
+
+def changed(status: subprocess.CompletedProcess) -> set[str]:
+    """The stages ``dvc status`` names, less the ``source`` stage it always names."""
+    return set(re.findall(r"^(\S+):$", status.stdout, re.MULTILINE)) - ALWAYS_RUN
 
 
 TINY_PIPELINE = {

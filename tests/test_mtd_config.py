@@ -10,6 +10,7 @@ import yaml
 from conftest import MTD, REPO, default_params_dict
 from defectseg.evaluation import evaluate_run
 from defectseg.images import read_mask
+from defectseg.manifest import read_manifest
 from defectseg.metrics import Counts
 from defectseg.params import apply_overrides, parse_params
 from defectseg.predict import predict
@@ -32,6 +33,7 @@ def test_mtd_config_sets_only_known_keys_to_valid_values():
     assert params.preprocess.height_width == (224, 224) and params.compare.models == ["mobilenet_unet"]
     assert params.models.mobilenet_unet.weights.startswith("https://download.pytorch.org/models/mobilenet_v2-")
     assert params.models.unet.downscale == 4 and params.models.unet.refine.width > 0
+    assert params.train_for("unet").epochs == 120 and params.train_for("mobilenet_unet") == params.train
 
 
 def layered(*names: str):
@@ -71,7 +73,7 @@ def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_p
                            "train.device": "cpu", "evaluate.device": "cpu", "models.mobilenet_unet.weights": ""})  # fmt: skip
     prepare_dataset(params.data, 1, tmp_path / "prepared", tmp_path / "cache")
     manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype={"id": str})
-    few = tmp_path / "few.csv"
+    few = tmp_path / "prepared" / "few.csv"
     pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)
     preprocess(few, params.preprocess, tmp_path / "few")
     summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "few" / "pairs.npz", few, tmp_path / "model", tmp_path / "live")
@@ -81,7 +83,7 @@ def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_p
     assert saved.metadata["architecture"]["model"] == "mobilenet_unet"
     evaluate_run(tmp_path / "model", tmp_path / "few" / "pairs.npz", few, 0, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
     counted = pd.read_csv(tmp_path / "ev" / "per_image.csv", dtype={"id": str})
-    rows = manifest.set_index("id").loc[counted["id"]]
+    rows = read_manifest(few).loc[counted["id"]]
     assert len(rows) >= 10 and rows["width"].nunique() > 1, "test images of several native sizes"
     predict(tmp_path / "model", [Path(p) for p in rows["image"]], tmp_path / "masks", None, 16, False, "cpu")
     predicted = [read_mask(tmp_path / "masks" / f"{Path(p).stem}.png") > 0 for p in rows["image"]]

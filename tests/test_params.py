@@ -49,17 +49,17 @@ def test_size_accepts_height_and_width():
     [
         ({"preprocess.image_size": [96, 128]}, "params.yaml: train.augment.rotate90 needs square images"),
         (
-            {"preprocess.image_size": 72},
-            "params.yaml: preprocess.image_size (72, 72) and train.augment.crop_size must be divisible by "
-            "models.unet.downscale * 2**depth = 16",
+            {"preprocess.image_size": 68},
+            "params.yaml: preprocess.image_size (68, 68) and train.augment.crop_size must be divisible by "
+            "models.unet.downscale * 2**depth = 8",
         ),
-        ({"models.unet.downscale": 4, "train.augment.crop_size": 96}, "must be divisible by models.unet.downscale * 2**depth = 64"),
+        ({"models.unet.downscale": 4, "models.unet.depth": 4, "train.augment.crop_size": 48}, "must be divisible by models.unet.downscale * 2**depth = 64"),
         (
             {"compare.models": ["fcn_resnet50"], "models.fcn_resnet50.downscale": 3},
-            "preprocess.image_size (128, 128) and train.augment.crop_size must be divisible by models.fcn_resnet50.downscale = 3",
+            "preprocess.image_size (64, 64) and train.augment.crop_size must be divisible by models.fcn_resnet50.downscale = 3",
         ),
         ({"train.augment.crop_size": 256}, "params.yaml: train.augment.crop_size 256 is larger than preprocess.image_size"),
-        ({"train.augment.crop_size": 40}, "train.augment.crop_size must be divisible by models.unet.downscale * 2**depth = 16"),
+        ({"train.augment.crop_size": 36}, "train.augment.crop_size must be divisible by models.unet.downscale * 2**depth = 8"),
         ({"models.unet.refine.width": 8}, "models.unet: refine.width > 0 needs downscale > 1"),
         ({"train.augment.crop_defect_share": 1.5}, "train.augment.crop_defect_share: Input should be less than or equal to 1"),
         ({"train.epochs": -1}, "params.yaml: train.epochs: Input should be greater than 0 (got -1)"),

@@ -58,7 +58,7 @@ def test_prepared_data_set_holds_every_pair_byte_for_byte_under_relative_paths(t
 def test_damaged_manifest_is_one_line_naming_it_and_what_to_run(tmp_path, eight_pairs):
     run_prepare(tmp_path, eight_pairs)
     manifest = tmp_path / "out" / "manifest.csv"
-    manifest.write_text("id,defect\nx\n")
+    manifest.write_text("id,defect_class,image\nx,free,images/x.png\n")
     with pytest.raises(DataError, match=r"manifest.csv: damaged manifest: no column .*dvc repro -f prepare"):
         read_manifest(manifest)
 

@@ -150,7 +150,7 @@ def test_a_run_stuck_on_an_early_plateau_is_marked_stalled_and_its_verdicts_not_
 def test_each_arm_shows_its_training_minutes_from_the_runs_it_summed(fixture_runs):
     for fold, minutes in ((0, 1.25), (1, 2.5)):
         name = Run("unet", "bce", 0, fold).name
-        (fixture_runs / "dvclive" / name / "metrics.json").write_text(json.dumps({"cost": {"train_minutes": minutes, "train_cpu_minutes": 2 * minutes, "device": "cpu"}}))
+        (fixture_runs / "dvclive" / name / "metrics.json").write_text(json.dumps({"best/epoch": 3, "cost/train_minutes": minutes, "cost/train_cpu_minutes": 2 * minutes, "cost/device": "cpu"}))
     table = build(fixture_runs)
     assert table["arms"]["unet-bce"]["cost"] == {"train_minutes": 3.8, "train_cpu_minutes": 7.5, "device": "cpu"}
     assert table["arms"]["unet-dice"]["cost"]["train_minutes"] is None
@@ -205,7 +205,7 @@ def test_missing_run_is_named(fixture_runs):
 def test_header_names_each_models_settings_and_flip_tta(fixture_runs):
     build(fixture_runs, **{"models.unet.downscale": 2, "models.unet.refine.width": 8, "evaluate.flip_tta": True})
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "`unet` (downscale 2, base_width 16, depth 4, refine.width 8, refine.window 64)" in report
+    assert "`unet` (downscale 2, base_width 8, depth 3, refine.width 8, refine.window 64)" in report
     assert "`resnet_unet` (downscale 1, decoder_width 16, weights , weights_sha256 , encoder resnet18)" in report
     assert "averaged over the image and its horizontal and vertical mirror images" in report
     assert "`unet`: 8 epochs, cosine to 0.003, batch 16, fp32" in report

@@ -14,6 +14,7 @@ from defectseg.errors import DataError
 MANIFEST = "manifest.csv"
 COLUMNS = ["id", "defect_class", "image", "mask", "width", "height", "defect_fraction"]
 FILE_COLUMNS = ("image", "mask")
+NEEDED = ["id", "defect_class", *FILE_COLUMNS]
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
@@ -25,7 +26,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
         raise DataError(path, "manifest not found: run `dvc repro prepare` (or `dvc pull`)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(path, f"damaged manifest ({str(exc).splitlines()[0]}): run `dvc repro -f prepare` or `dvc checkout {path}`") from None
-    missing = [column for column in COLUMNS if column not in manifest]
+    missing = [column for column in NEEDED if column not in manifest]
     if missing:
         raise DataError(path, f"damaged manifest: no column {', '.join(missing)}: run `dvc repro -f prepare` or `dvc checkout {path}`")
     for column in FILE_COLUMNS:

@@ -64,7 +64,8 @@ def load_run(run: Run, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) 
     folder = Path(evaluation_dir) / run.name
     per_image = pd.read_csv(folder / "per_image.csv", dtype={"id": str})
     summary_path = Path(live_dir) / run.name / "metrics.json"
-    cost = json.loads(summary_path.read_text()).get("cost", {}) if summary_path.is_file() else {}
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    cost = {key.removeprefix("cost/"): value for key, value in summary.items() if key.startswith("cost/")}
     return RunOutputs(run, metrics, per_image, pd.read_csv(folder / "pr_curve.csv"), history, folder / "overlays", cost)
 
 

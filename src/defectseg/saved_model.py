@@ -42,7 +42,7 @@ def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSect
     save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})
     metadata = {
         "format": MODEL_FORMAT,
-        "architecture": {"model": model_name, "settings": settings.model_dump()},
+        "architecture": {"model": model_name, "settings": settings.model_dump(exclude={"train"})},
         "normalization": {"mean": normalization.mean, "std": normalization.std},
         **extra,
     }
