@@ -40,14 +40,18 @@ def repo(tmp_path_factory):
     return repo
 
 
+# The source stage's fingerprint of a readable source: whole, written before prepare checks the pairs.
+SOURCE_FINGERPRINT = "data/source.json"
+
+
 def leftovers(repo) -> list[str]:
-    """Anything under data/, models/ or metrics/ (hidden temporaries included)."""
+    """Anything under data/, models/ or metrics/ (hidden temporaries included) but the source fingerprint."""
     found = []
     for top in ("data", "models", "metrics"):
         folder = repo.root / top
         if folder.exists():
             found += [str(p.relative_to(repo.root)) for p in folder.rglob("*") if p.name != ".gitignore"]
-    return found
+    return [name for name in found if name != SOURCE_FINGERPRINT]
 
 
 def assert_fails_cleanly(repo, needle: str, *targets: str) -> str:
