@@ -86,7 +86,7 @@ def test_relabelled_mask_re_runs_prepare_and_what_depends_on_it_and_nothing_else
     assert ran(repo.run("dvc", "repro", "-s", "source")) == {"source"}
     status = repo.run("dvc", "status").stdout
     assert re.search(r"^prepare:\n\s+changed deps:\n\s+modified:\s+data/source.json", status, re.MULTILINE), status
-    assert json.loads((repo.root / "data" / "source.json").read_text())["md5"] != before["md5"]
+    assert json.loads((repo.root / "data" / "source.json").read_text())["sha256"] != before["sha256"]
     assert ran(repo.run("dvc", "repro")) == {"source"} | DOWNSTREAM
     copied = np.asarray(Image.open(repo.root / "data" / "prepared" / "masks" / "img3.png"))
     assert (copied[30:40, 30:40] == 255).all()

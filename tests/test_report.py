@@ -10,7 +10,7 @@ import pytest
 
 from conftest import params_with
 from defectseg.errors import DataError
-from defectseg.pooled import advice, class_members, class_verdicts, pool_arms, verdict_line
+from defectseg.pooled import advice, class_totals, class_verdicts, pool_arms, verdict_line
 from defectseg.report import build_report
 from defectseg.runs import Run
 
@@ -248,9 +248,7 @@ def test_per_class_verdicts_pair_the_same_images_and_say_which_loss_to_use_for_w
     assert by_class["crack"]["images"] == 25 and by_class["crack"]["verdicts"][0]["verdict"].startswith("dice beats bce by +")
     assert by_class["blowhole"]["verdicts"][0]["verdict"].startswith("bce beats dice by +")
     assert by_class["fray"] == {"images": 5, "verdicts": []} and "free" not in by_class
-    totals = {arm: images.totals for arm, images in arms.items()}
-    crack = class_members(arms)["crack"]
-    crack_totals = {arm: t.select(crack) for arm, t in totals.items()}
+    crack_totals = class_totals(arms)["crack"]
     assert advice(crack_totals, ["unet-bce", "unet-dice"], 500, 0, 0.95) == {"best": "unet-dice", "iou": pytest.approx(advice(crack_totals, ["unet-dice"], 500, 0, 0.95)["iou"]), "beats": ["unet-bce"], "cannot_tell": []}
     assert advice(crack_totals, [], 500, 0, 0.95)["best"] is None
 

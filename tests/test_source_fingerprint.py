@@ -21,13 +21,13 @@ def test_folder_fingerprint_changes_on_relabel_add_and_remove_and_not_otherwise(
     relabelled = square_mask()
     relabelled[0, 0] = 255
     write_png(source / "masks" / "img1.png", relabelled)
-    seen = {first["md5"], of(source)["md5"]}
+    seen = {first["sha256"], of(source)["sha256"]}
     write_png(source / "images" / "img9.png", np.zeros((48, 48), np.uint8))
     write_png(source / "masks" / "img9.png", np.zeros((48, 48), np.uint8))
-    seen.add(of(source)["md5"])
+    seen.add(of(source)["sha256"])
     (source / "images" / "img0.png").unlink()
     (source / "masks" / "img0.png").unlink()
-    seen.add(of(source)["md5"])
+    seen.add(of(source)["sha256"])
     assert len(seen) == 4
 
 
@@ -44,7 +44,7 @@ def test_zip_fingerprint_changes_when_a_pair_is_replaced(tmp_path):
     first = of(zipped("a.zip"))
     assert first["kind"] == "zip" and first == of(zipped("b.zip"))
     write_png(source / "images" / "img2.png", np.full((48, 48), 7, np.uint8))
-    assert of(zipped("c.zip"))["md5"] != first["md5"]
+    assert of(zipped("c.zip"))["sha256"] != first["sha256"]
 
 
 def test_absent_source_keeps_the_previous_fingerprint_and_is_an_error_without_one(tmp_path):

@@ -131,22 +131,38 @@ def verdicts(totals: dict[str, ImageTotals], runs: list[Run], samples: int, seed
     return result
 
 
-def class_members(arms: dict[str, ArmImages]) -> dict[str, np.ndarray]:
-    """Per defect class, which images (in ``totals`` order) are its defective ones."""
+def class_totals(arms: dict[str, ArmImages]) -> dict[str, dict[str, ImageTotals]]:
+    """Per defect class, each arm's totals on that class's defective images only."""
     first = next(iter(arms.values()))
     classes, has_defect = first.image_classes, first.totals.has_defect
-    return {name: (classes == name) & has_defect for name in sorted(set(classes[has_defect].tolist()))}
+    members = {name: (classes == name) & has_defect for name in sorted(set(classes[has_defect].tolist()))}
+    return {name: {arm: images.totals.select(mask) for arm, images in arms.items()} for name, mask in members.items()}
+
+
+def images_in(totals: dict[str, ImageTotals]) -> int:
+    """How many images each arm's ``totals`` hold (the same for every arm)."""
+    return len(next(iter(totals.values())).tp)
 
 
 def class_verdicts(arms: dict[str, ArmImages], runs: list[Run], samples: int, seed: int, confidence: float) -> dict[str, dict]:
     """Per defect class: its defective images' count and, where there are at least
     ``MIN_CLASS_IMAGES``, the same paired comparisons as ``verdicts`` on those images only."""
     result = {}
-    for name, members in class_members(arms).items():
-        count = int(members.sum())
-        subset = {arm: images.totals.select(members) for arm, images in arms.items()}
+    for name, subset in class_totals(arms).items():
+        count = images_in(subset)
         judged = verdicts(subset, runs, samples, seed, confidence) if count >= MIN_CLASS_IMAGES else []
         result[name] = {"images": count, "verdicts": judged}
+    return result
+
+
+def class_advice(arms: dict[str, ArmImages], settled: list[str], samples: int, seed: int, confidence: float) -> dict[str, dict]:
+    """``advice`` over all defects (``images`` None) and for each class with at least ``MIN_CLASS_IMAGES`` defective images."""
+    everything = {arm: images.totals for arm, images in arms.items()}
+    result = {"all defects": {"images": None, **advice(everything, settled, samples, seed, confidence)}}
+    for name, subset in class_totals(arms).items():
+        count = images_in(subset)
+        enough = count >= MIN_CLASS_IMAGES
+        result[name] = {"images": count, **advice(subset, settled if enough else [], samples, seed, confidence)}
     return result
 
 

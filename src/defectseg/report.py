@@ -25,7 +25,7 @@ from defectseg.atomic import atomic_dir, write_json, write_text  # noqa: E402
 from defectseg.convergence import GAIN, STALL_SHARE, convergence, stalled  # noqa: E402
 from defectseg.errors import DataError  # noqa: E402
 from defectseg.params import Params  # noqa: E402
-from defectseg.pooled import MIN_CLASS_IMAGES, advice, class_members, class_verdicts, mean_over_seeds, pool_arms, pooled_metrics, verdicts  # noqa: E402
+from defectseg.pooled import MIN_CLASS_IMAGES, class_advice, class_verdicts, mean_over_seeds, pool_arms, pooled_metrics, verdicts  # noqa: E402
 from defectseg.runs import Run, matrix_runs  # noqa: E402
 
 
@@ -120,20 +120,6 @@ def _arm_cost(outputs: list[RunOutputs], arm: str) -> dict:
     }
 
 
-def _advice_by_class(arms: dict, settled: list[str], report) -> dict[str, dict]:
-    """Which settled arm to use, over all defects and for each class with enough defective images."""
-    totals = {arm: images.totals for arm, images in arms.items()}
-    result = {"all defects": {"images": None, **advice(totals, settled, report.bootstrap_samples, report.bootstrap_seed, report.confidence)}}
-    for name, members in class_members(arms).items():
-        count = int(members.sum())
-        if count < MIN_CLASS_IMAGES:
-            result[name] = {"images": count, "best": None, "beats": [], "cannot_tell": []}
-            continue
-        subset = {arm: images.totals.select(members) for arm, images in arms.items()}
-        result[name] = {"images": count, **advice(subset, settled, report.bootstrap_samples, report.bootstrap_seed, report.confidence)}
-    return result
-
-
 def comparison(outputs: list[RunOutputs], params: Params) -> dict:
     """The pooled figures per arm, the verdicts, each arm's test IoU per fold, and each run's convergence."""
     report = params.report
@@ -165,7 +151,7 @@ def comparison(outputs: list[RunOutputs], params: Params) -> dict:
         "arms": pooled,
         "verdicts": [_flag_unsettled(v, marks) for v in judged],
         "class_verdicts": by_class,
-        "advice": _advice_by_class(arms, settled, report),
+        "advice": class_advice(arms, settled, samples, seed, confidence),
         "test_iou_per_fold": per_fold,
         "runs": runs,
     }

@@ -20,32 +20,23 @@ from pathlib import Path
 from defectseg.atomic import write_json
 from defectseg.errors import DataError
 from defectseg.params import DataParams
-
-CHUNK = 1 << 20
-
-
-def _md5_of_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from defectseg.sources import sha256_of
 
 
 def _summary(kind: str, entries: list[tuple[str, str, int]]) -> dict:
-    """Counts, bytes and one MD5 over every (relative name, content hash, size), in name order."""
+    """Counts, bytes and one SHA-256 over every (relative name, content hash, size), in name order."""
     listing = "".join(f"{name}\t{content}\t{size}\n" for name, content, size in sorted(entries))
-    return {"kind": kind, "files": len(entries), "bytes": sum(size for _, _, size in entries), "md5": hashlib.md5(listing.encode()).hexdigest()}
+    return {"kind": kind, "files": len(entries), "bytes": sum(size for _, _, size in entries), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
 
 
 def folder_fingerprint(root: Path) -> dict:
-    """Every file under ``root`` by its path relative to it, its MD5 and its size."""
+    """Every file under ``root`` by its path relative to it, its SHA-256 and its size."""
     entries = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in files:
             path = Path(folder) / name
-            entries.append((path.relative_to(root).as_posix(), _md5_of_file(path), path.stat().st_size))
+            entries.append((path.relative_to(root).as_posix(), sha256_of(path), path.stat().st_size))
     return _summary("folder", entries)
 
 
@@ -54,7 +45,7 @@ def file_fingerprint(path: Path) -> dict:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             return _summary("zip", [(i.filename, f"{i.CRC:08x}", i.file_size) for i in archive.infolist()])
-    return _summary("file", [(path.name, _md5_of_file(path), path.stat().st_size)])
+    return _summary("file", [(path.name, sha256_of(path), path.stat().st_size)])
 
 
 def fingerprint(params: DataParams) -> dict | None:
