@@ -30,7 +30,7 @@ from defectseg.convergence import convergence
 from defectseg.dataset import load_split, split_fold
 from defectseg.manifest import read_manifest
 from defectseg.evaluation import choose_decision, measure, native_split
-from defectseg.inference import Compute, pick_device, predict_probabilities
+from defectseg.inference import Compute, pick_device, predict_outputs
 from defectseg.params import apply_overrides, parse_params
 from defectseg.prepare import prepare_dataset
 from defectseg.preprocess import preprocess
@@ -68,8 +68,8 @@ def score_val(model_dir: Path, pairs: Path, manifest_path: Path, params, flip_tt
     manifest = read_manifest(manifest_path)
     val = split_fold(load_split(pairs), manifest, manifest_path, 0)["val"]
     compute = Compute(pick_device(params.evaluate.device, "evaluate.device"))
-    probabilities = predict_probabilities(load_model(model_dir), val.images, params.evaluate.batch_size, compute, flip_tta)
-    native = native_split(val, probabilities, manifest, params.preprocess.mask_threshold, params.evaluate.image_score_share)
+    probabilities, heads = predict_outputs(load_model(model_dir), val.images, params.evaluate.batch_size, compute, flip_tta)
+    native = native_split(val, probabilities, manifest, params.preprocess.mask_threshold, params.evaluate.image_score_share, heads)
     evaluate = params.evaluate.model_copy(update={"flip_tta": flip_tta})
     metrics, _, _ = measure(native, choose_decision(native, evaluate), evaluate.max_false_alarm_rate)
     return metrics, native

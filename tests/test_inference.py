@@ -29,7 +29,7 @@ def test_probability_map_is_resized_to_the_original_size():
 
 def test_flip_tta_averages_the_image_and_its_mirror_images(tmp_path):
     from defectseg.dataset import Normalization
-    from defectseg.inference import Compute, predict_probabilities
+    from defectseg.inference import Compute, predict_outputs
     from defectseg.models import build_model
     from defectseg.saved_model import load_model, save_model
     from conftest import params_with
@@ -40,9 +40,9 @@ def test_flip_tta_averages_the_image_and_its_mirror_images(tmp_path):
     saved = load_model(tmp_path)
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8)
     compute = Compute(torch.device("cpu"))
-    plain = predict_probabilities(saved, images, 2, compute)
-    mirrored = [predict_probabilities(saved, np.ascontiguousarray(images[:, ::-1, :]), 2, compute)[:, ::-1, :],
-                predict_probabilities(saved, np.ascontiguousarray(images[:, :, ::-1]), 2, compute)[:, :, ::-1]]  # fmt: skip
-    averaged = predict_probabilities(saved, images, 2, compute, flips=True)
+    plain = predict_outputs(saved, images, 2, compute)[0]
+    mirrored = [predict_outputs(saved, np.ascontiguousarray(images[:, ::-1, :]), 2, compute)[0][:, ::-1, :],
+                predict_outputs(saved, np.ascontiguousarray(images[:, :, ::-1]), 2, compute)[0][:, :, ::-1]]  # fmt: skip
+    averaged = predict_outputs(saved, images, 2, compute, flips=True)[0]
     assert np.allclose(averaged, (plain + mirrored[0] + mirrored[1]) / 3, atol=1e-6)
     assert not np.allclose(averaged, plain, atol=1e-3)

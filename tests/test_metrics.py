@@ -5,6 +5,7 @@ import pytest
 
 from defectseg.metrics import (
     Counts,
+    per_class_recall,
     detection_precision_recall,
     dice,
     false_alarm_rate,
@@ -175,3 +176,9 @@ def test_split_metrics_hold_image_level_measures():
     assert metrics["iou"] == 1.0 and metrics["detection_recall"] == 1.0 and metrics["false_alarm_rate"] == 0.0
     assert metrics["image_auroc"] == 1.0 and metrics["recall_at_false_alarm_rate"] == 1.0
     assert metrics["images"] == 2
+
+
+def test_image_recall_per_class_is_the_share_of_its_defective_images_flagged():
+    counts = Counts(tp=np.array([5, 0, 0, 3, 0]), fp=np.array([0, 2, 0, 0, 0]), fn=np.array([1, 4, 6, 0, 0]), tn=np.array([9, 9, 9, 9, 9]))
+    classes = np.array(["crack", "crack", "crack", "blowhole", "free"])
+    assert per_class_recall(counts, classes) == {"blowhole": 1.0, "crack": pytest.approx(2 / 3)}

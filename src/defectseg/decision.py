@@ -1,8 +1,9 @@
 """From a defect probability map to a mask: the image gate, the threshold, then dropping specks.
 
 The probability map is the model's own or, with ``flip_tta``, the mean over the image
-and its mirror images (``inference.predict_probabilities``). An image whose score (the
-mean of its highest ``score_top_share`` of pixel probabilities; 0: the single highest)
+and its mirror images (``inference.predict_outputs``). An image whose score (the
+mean of its highest ``score_top_share`` of pixel probabilities, 0: the single highest;
+or, with ``head_score``, the "has a defect" probability of the model's image head)
 is at most ``image_threshold`` is called defect-free and gets an empty mask; in the
 others, pixels above ``threshold`` are defect, less regions under ``min_region_share`` of
 the image area. Evaluate chooses both thresholds on val
@@ -57,14 +58,20 @@ class Decision:
     image_threshold: float = 0.0
     flip_tta: bool = False
     score_top_share: float = 0.0
+    head_score: bool = False
 
-    def score(self, probability: np.ndarray) -> float:
-        """The image score the gate compares with ``image_threshold``."""
+    def score(self, probability: np.ndarray, head: float | None = None) -> float:
+        """The image score the gate compares with ``image_threshold``: the image head's
+        probability ``head`` where the decision uses it, else from the pixel probabilities."""
+        if self.head_score:
+            if head is None:
+                raise ValueError("this decision gates on the model's image head: pass its probability")
+            return float(head)
         return image_score(probability, self.score_top_share)
 
-    def apply(self, probability: np.ndarray) -> np.ndarray:
-        """The boolean mask of one probability map (H, W)."""
-        if self.score(probability) <= self.image_threshold:
+    def apply(self, probability: np.ndarray, head: float | None = None) -> np.ndarray:
+        """The boolean mask of one probability map (H, W), the image head's probability ``head`` given where the decision uses it."""
+        if self.score(probability, head) <= self.image_threshold:
             return np.zeros(probability.shape, dtype=bool)
         predicted = probability > self.threshold
         if self.min_region_share == 0.0:

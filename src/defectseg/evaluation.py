@@ -24,7 +24,7 @@ from defectseg.dataset import Split, load_split, split_fold
 from defectseg.manifest import read_manifest
 from defectseg.decision import Decision, gate_for_false_alarms, image_score
 from defectseg.images import read_image, read_mask
-from defectseg.inference import Compute, at_size, pick_device, predict_probabilities
+from defectseg.inference import Compute, at_size, pick_device, predict_outputs
 from defectseg.metrics import Counts, flatten, iou_by_threshold, per_class_iou, per_class_mean_image_iou, per_image_iou, pr_curve, split_metrics
 from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
@@ -36,26 +36,36 @@ from defectseg.threads import job_slot
 @dataclass(frozen=True)
 class NativeSplit:
     """One split at its images' own sizes: probability maps and truth masks, in the split's
-    order, and the share of top pixels each image's score averages (``decision.image_score``)."""
+    order, the share of top pixels each image's score averages (``decision.image_score``)
+    and, from a model with an image head, its "has a defect" probabilities, which are then the scores."""
 
     split: Split
     images: list[str]
     probabilities: list[np.ndarray]
     truth: list[np.ndarray]
     score_top_share: float = 0.0
+    head_scores: np.ndarray | None = None
 
     @cached_property
     def scores(self) -> np.ndarray:
         """Each image's score, computed once."""
+        if self.head_scores is not None:
+            return np.asarray(self.head_scores, dtype=float)
         return np.array([image_score(p, self.score_top_share) for p in self.probabilities])
 
+    def heads(self) -> list[float | None]:
+        """Each image's head probability, or None per image without a head (what ``Decision.apply`` takes)."""
+        return [None] * len(self.probabilities) if self.head_scores is None else [float(h) for h in self.head_scores]
 
-def native_split(split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int, score_top_share: float = 0.0) -> NativeSplit:
+
+def native_split(
+    split: Split, probabilities: np.ndarray, manifest: pd.DataFrame, mask_threshold: int, score_top_share: float = 0.0, head_scores: np.ndarray | None = None
+) -> NativeSplit:
     """``split``'s probability maps resized to, and scored against, the original masks."""
     rows = manifest.loc[list(split.ids)]
     truth = [binarize_mask(read_mask(Path(p)), mask_threshold).astype(bool) for p in rows["mask"]]
     maps = [at_size(p, *t.shape) for p, t in zip(probabilities, truth)]
-    return NativeSplit(split, list(rows["image"]), maps, truth, score_top_share)
+    return NativeSplit(split, list(rows["image"]), maps, truth, score_top_share, head_scores)
 
 
 def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], steps: int) -> float:
@@ -69,11 +79,11 @@ def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], s
 
 def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
     """The pixel threshold that maximises val IoU, and the image gate that keeps val false
-    alarms (by image score) within ``params.max_false_alarm_rate``."""
+    alarms (by image score: the image head's, where the model has one) within ``params.max_false_alarm_rate``."""
     threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps)
     free = np.array([not t.any() for t in val.truth])
     gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate)
-    return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share)
+    return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share, val.head_scores is not None)
 
 
 def _write_pr_curve(path: Path, native: NativeSplit) -> None:
@@ -116,7 +126,7 @@ def _write_overlays(folder: Path, native: NativeSplit, predicted: list[np.ndarra
 
 def measure(native: NativeSplit, decision: Decision, false_alarm_rate: float) -> tuple[dict, list[np.ndarray], Counts]:
     """The split's metrics under ``decision``, with its predicted masks and per-image counts."""
-    predicted = [decision.apply(p) for p in native.probabilities]
+    predicted = [decision.apply(p, h) for p, h in zip(native.probabilities, native.heads())]
     counts = Counts.of(predicted, native.truth)
     metrics = split_metrics(counts, native.probabilities, native.truth, native.scores, false_alarm_rate)
     metrics["per_class_iou"] = per_class_iou(counts, native.split.classes)
@@ -142,8 +152,8 @@ def _evaluate_run(
     splits = {}
     for name in ("val", "test", "train") if params.measure_train else ("val", "test"):
         split = loaded[name]
-        probabilities = predict_probabilities(saved, split.images, params.batch_size, compute, params.flip_tta)
-        splits[name] = native_split(split, probabilities, manifest, mask_threshold, params.image_score_share)
+        probabilities, heads = predict_outputs(saved, split.images, params.batch_size, compute, params.flip_tta)
+        splits[name] = native_split(split, probabilities, manifest, mask_threshold, params.image_score_share, heads)
     decision = choose_decision(splits["val"], params)
     result = {
         "threshold": decision.threshold,
@@ -151,6 +161,7 @@ def _evaluate_run(
         "min_region_share": decision.min_region_share,
         "flip_tta": decision.flip_tta,
         "score_top_share": decision.score_top_share,
+        "head_score": decision.head_score,
         "best_epoch": saved.metadata["best_epoch"],
         "fold": fold,
         "measured_at": "each image's original size",

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from defectseg.errors import DefectsegError
+from defectseg.models import split_logits
 from defectseg.preprocess import resize_image
 from defectseg.saved_model import SavedModel
 from defectseg.threads import budget_threads
@@ -66,21 +67,25 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, compute: Comput
     return torch.cat(outputs) if outputs else torch.zeros((0, *images.shape[1:]))
 
 
-def predict_probabilities(saved: SavedModel, images: np.ndarray, batch_size: int, compute: Compute, flips: bool = False) -> np.ndarray:
-    """Defect probabilities (N, H, W) float32 for uint8 images (N, H, W) of the model's input size.
+def predict_outputs(saved: SavedModel, images: np.ndarray, batch_size: int, compute: Compute, flips: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Defect probabilities (N, H, W) float32 for uint8 images (N, H, W) of the model's input
+    size and, from a model with an image head, each image's "has a defect" probability (N,).
 
-    With ``flips`` (test-time augmentation) they are the mean over the image and its
+    With ``flips`` (test-time augmentation) both are the mean over the image and its
     horizontal and vertical mirror images, each mapped back.
     """
     model = compute.place(saved.model)
     pixels = saved.normalization.apply(images)
     views = [(), (-1,), (-2,)] if flips else [()]
-    total = torch.zeros(pixels.shape)
+    total, image_total = torch.zeros(pixels.shape), None
     for dims in views:
         view = pixels.flip(dims) if dims else pixels
-        logits = predict_logits(model, view, compute, batch_size)
+        logits, image_logits = split_logits(predict_logits(model, view, compute, batch_size))
         total += torch.sigmoid(logits.flip(dims) if dims else logits)
-    return (total / len(views)).squeeze(1).numpy()
+        if image_logits is not None:
+            image_total = torch.sigmoid(image_logits) + (0 if image_total is None else image_total)
+    scores = None if image_total is None else (image_total / len(views)).numpy()
+    return (total / len(views)).squeeze(1).numpy(), scores
 
 
 def model_input(saved: SavedModel, image: np.ndarray) -> np.ndarray:

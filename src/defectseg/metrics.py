@@ -206,6 +206,12 @@ def per_class_iou(counts: Counts, classes: np.ndarray) -> dict[str, float]:
     return result
 
 
+def per_class_recall(counts: Counts, classes: np.ndarray) -> dict[str, float]:
+    """Image-level recall within each class that has defective images: the share of them with any predicted defect pixel."""
+    flagged, has_defect = (counts.tp + counts.fp) > 0, counts.has_defect
+    return {name: float(flagged[member].mean()) for name in sorted(set(classes.tolist())) if (member := (classes == name) & has_defect).any()}
+
+
 def per_class_mean_image_iou(counts: Counts, classes: np.ndarray) -> dict[str, float]:
     """Mean per-image IoU within each class that has defect pixels (small defects count as much as large)."""
     result = {}

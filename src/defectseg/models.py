@@ -281,9 +281,15 @@ class MobileNetUNet(nn.Module):
     bottom. The classifier's 1x1 expansion to 1280 channels (block 18) is left out: the
     decoder's first level on 1,280 channels cost more than the whole encoder, for
     features made for ImageNet's classes.
+
+    With ``image_head``, a linear image-level "has a defect" logit (Tabernik et al. 2020's
+    decision part, reduced to one layer) reads the bottom features (average and max
+    pooled) and the pixel logits' maximum and mean; it is returned as a second channel
+    holding that one value everywhere (``split_logits``), so every consumer of the logits,
+    and an exported graph, carry it without another output path.
     """
 
-    def __init__(self, decoder_width: int):
+    def __init__(self, decoder_width: int, image_head: bool = False):
         super().__init__()
         features = mobilenet_models().mobilenet_v2(weights=None).features[:MOBILENET_BLOCKS]
         stem = features[0][0]
@@ -291,6 +297,7 @@ class MobileNetUNet(nn.Module):
         self.encoder = features
         self.decoder = unet_decoder(MOBILENET_BOTTOM_WIDTH, MOBILENET_SKIP_WIDTHS, decoder_width)
         self.head = nn.Conv2d(decoder_width, 1, 1)
+        self.image_head = nn.Linear(2 * MOBILENET_BOTTOM_WIDTH + 2, 1) if image_head else None
 
     def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
         """Load torchvision's ImageNet MobileNetV2 weights (``features.*`` up to block 17) into the encoder."""
@@ -305,7 +312,20 @@ class MobileNetUNet(nn.Module):
             y = block(y)
             if index in MOBILENET_SKIP_BLOCKS:
                 skips.append(y)
-        return self.head(decode(self.decoder, y, skips))[..., :height, :width]
+        logits = self.head(decode(self.decoder, y, skips))[..., :height, :width]
+        if self.image_head is None:
+            return logits
+        pooled = [y.mean((2, 3)), y.amax((2, 3)), logits.amax((2, 3)), logits.mean((2, 3))]
+        image_logit = self.image_head(torch.cat(pooled, dim=1))
+        return torch.cat([logits, image_logit[:, :, None, None].expand_as(logits)], dim=1)
+
+
+def split_logits(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A model's output as pixel logits (N, 1, H, W) and, from a model with an image head,
+    its image logits (N,); None without one."""
+    if output.shape[1] == 1:
+        return output, None
+    return output[:, :1], output[:, 1].amax((1, 2))
 
 
 def _pretrained(model: nn.Module, name: str, settings: PretrainedEncoderSection, pretrained: bool) -> nn.Module:
@@ -345,7 +365,7 @@ def build_model(name: str, settings: ModelSection, pretrained: bool = True) -> n
     elif name == "resnet_unet":
         model = _pretrained(ResNetUNet(settings.encoder, settings.decoder_width), settings.encoder, settings, pretrained)
     elif name == "mobilenet_unet":
-        model = _pretrained(MobileNetUNet(settings.decoder_width), "mobilenet_v2", settings, pretrained)
+        model = _pretrained(MobileNetUNet(settings.decoder_width, settings.image_head_weight > 0), "mobilenet_v2", settings, pretrained)
     elif name in TORCHVISION_MODELS:
         model = _torchvision_model(name)
     else:

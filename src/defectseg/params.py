@@ -138,7 +138,7 @@ class ResnetUnetParams(PretrainedEncoderSection):
 
 
 class MobilenetUnetParams(PretrainedEncoderSection):
-    pass
+    image_head_weight: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
 
 
 

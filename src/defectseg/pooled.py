@@ -25,6 +25,7 @@ from defectseg.metrics import (
     mean_defect_image_iou,
     per_class_iou,
     per_class_mean_image_iou,
+    per_class_recall,
     recall_at_false_alarm_rate,
 )
 from defectseg.runs import Run
@@ -103,6 +104,7 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
         "recall_at_false_alarm_rate": recall_at_false_alarm_rate(scores, counts.has_defect, false_alarm_budget),
         "per_class_iou": per_class_iou(counts, classes),
         "per_class_mean_image_iou": per_class_mean_image_iou(counts, classes),
+        "per_class_recall": per_class_recall(counts, classes),
     }
 
 

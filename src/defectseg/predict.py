@@ -22,7 +22,7 @@ from defectseg.atomic import atomic_file, check_output_path
 from defectseg.decision import Decision
 from defectseg.errors import DataError, DefectsegError
 from defectseg.images import IMAGE_SUFFIXES, read_image
-from defectseg.inference import Compute, at_size, model_input, pick_device, predict_probabilities
+from defectseg.inference import Compute, at_size, model_input, pick_device, predict_outputs
 from defectseg.overlays import prediction_overlay
 from defectseg.saved_model import SavedModel, load_decision, load_model, model_folder
 
@@ -76,10 +76,13 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def save_prediction(path: Path, original: np.ndarray, probability: np.ndarray, decision: Decision, out_dir: Path, overlay: bool) -> dict:
-    """Resize ``probability`` to ``original``'s size, apply ``decision``, write the mask (and overlay); return its CSV row."""
+def save_prediction(
+    path: Path, original: np.ndarray, probability: np.ndarray, head: float | None, decision: Decision, out_dir: Path, overlay: bool
+) -> dict:
+    """Resize ``probability`` to ``original``'s size, apply ``decision`` (with the image head's
+    probability ``head``, from a model with one), write the mask (and overlay); return its CSV row."""
     height, width = original.shape
-    predicted = decision.apply(at_size(probability, height, width))
+    predicted = decision.apply(at_size(probability, height, width), head)
     _write_png(out_dir / f"{path.stem}.png", predicted.astype(np.uint8) * 255)
     if overlay:
         _write_png(out_dir / f"{path.stem}_overlay.png", prediction_overlay(original, predicted))
@@ -108,9 +111,10 @@ def predict_images(
             outcome.failures.extend((str(p), r) for p, r in zip(chunk, read) if isinstance(r, str))
             if good:
                 batch = np.stack([r[1] for _, r in good])
-                probabilities = predict_probabilities(saved, batch, batch_size, compute, decision.flip_tta)
+                probabilities, heads = predict_outputs(saved, batch, batch_size, compute, decision.flip_tta)
+                heads = [None] * len(good) if heads is None else [float(h) for h in heads]
                 outcome.rows.extend(
-                    pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], decision, out_dir, overlay), zip(good, probabilities))
+                    pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], item[2], decision, out_dir, overlay), zip(good, probabilities, heads))
                 )
             bar.update(len(chunk))
 

@@ -416,6 +416,7 @@ def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_s
     lines += _verdict_lines(table, params.report.bootstrap_samples) + _advice_lines(table)
     lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
     lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
+    lines += _per_class_lines(table, "per_class_recall", "Image recall per defect class (share of its defective images flagged)")
     lines += _per_fold_lines(table) + _convergence_lines(table) + _picture_lines(shown)
     return "\n".join(lines + DEFINITIONS)
 

@@ -57,6 +57,7 @@ def save_decision(folder: Path, decision: Decision, chosen_on: str, score: float
         "min_region_share": decision.min_region_share,
         "flip_tta": decision.flip_tta,
         "score_top_share": decision.score_top_share,
+        "head_score": decision.head_score,
         "chosen_on": chosen_on,
         "iou": score,
     }
@@ -76,6 +77,7 @@ def load_decision(folder: Path) -> Decision | None:
             float(record.get("image_threshold", 0.0)),
             bool(record.get("flip_tta", False)),
             float(record.get("score_top_share", 0.0)),
+            bool(record.get("head_score", False)),
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"not a threshold file ({exc})") from None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
@@ -37,7 +38,7 @@ from defectseg.inference import Compute, pick_device, predict_logits
 from defectseg.loader import EpochSampler, build_loader, loader_workers
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
-from defectseg.models import build_model
+from defectseg.models import build_model, split_logits
 from defectseg.params import ModelSection, TrainParams
 from defectseg.schedule import build_scheduler, parameter_groups
 from defectseg.threads import fix_threads
@@ -90,7 +91,7 @@ VAL_THRESHOLD_STEPS = 99
 
 def validate(model, split: Split, normalization: Normalization, loss_fn: LossFn, compute: Compute, batch_size: int) -> tuple[float, float]:
     """Val loss and global defect IoU at the best of 99 thresholds (as evaluate will choose)."""
-    logits = predict_logits(model, normalization.apply(split.images), compute, batch_size)
+    logits, _ = split_logits(predict_logits(model, normalization.apply(split.images), compute, batch_size))
     target = torch.from_numpy(split.masks).float().unsqueeze(1)
     loss = float(loss_fn(logits, target))
     _, ious = iou_by_threshold(torch.sigmoid(logits).squeeze(1).numpy(), split.masks > 0, VAL_THRESHOLD_STEPS)
@@ -107,8 +108,11 @@ def train_one_epoch(trainer: "Trainer", loss_fn, epoch: int, world: World) -> fl
     for images, masks in tqdm(trainer.loader, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None if world.is_main else True):
         images, masks = compute.put(images), masks.to(compute.device, non_blocking=True)
         with compute.autocast():
-            logits = trainer.net(images)
-        loss = loss_fn(logits.float(), masks)
+            output = trainer.net(images)
+        logits, image_logits = split_logits(output.float())
+        loss = loss_fn(logits, masks)
+        if image_logits is not None:
+            loss = loss + trainer.image_loss_weight * F.binary_cross_entropy_with_logits(image_logits, masks.amax((1, 2, 3)))
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()
@@ -168,6 +172,7 @@ class Trainer:
     sampler: EpochSampler
     loader: DataLoader
     batch_size: int
+    image_loss_weight: float = 0.0
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -195,7 +200,8 @@ class Trainer:
         steps_per_epoch = len(sampler) // batch_size
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(params.ema_decay), use_buffers=True) if params.ema_decay else None
         loader = build_loader(dataset, sampler, batch_size, loader_workers(params.loader_workers, compute.device), compute.device)
-        return cls(model, net, optimizer, build_scheduler(optimizer, params, steps_per_epoch), ema, compute, dataset, sampler, loader, batch_size)
+        image_loss_weight = getattr(spec.model_settings, "image_head_weight", 0.0)
+        return cls(model, net, optimizer, build_scheduler(optimizer, params, steps_per_epoch), ema, compute, dataset, sampler, loader, batch_size, image_loss_weight)
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
