@@ -3,7 +3,8 @@
 The exported graph includes the pixel normalization: its input is a float32 batch
 (N, 1, H, W) of raw pixel values 0-255 at the model's input size (``model.json``), and
 its output is the defect logits (N, 1, H, W). Apply a sigmoid and the threshold from
-``threshold.json`` to get a mask.
+``threshold.json`` to get a mask. A model with an image head outputs (N, 2, H, W): channel 1
+holds its image logit at every pixel (``models.split_logits``), which gates the tile.
 """
 
 from pathlib import Path
