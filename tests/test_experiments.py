@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import TINY_PIPELINE, DvcRepo, gray, write_png
 from defectseg.errors import DefectsegError
@@ -14,8 +15,10 @@ from defectseg.predict import predict
 
 
 def test_overrides_become_set_flags_dvc_reads_back():
-    assert set_flags({"train.lr": 0.001, "compare.losses": ["bce", "dice"], "data.source": "/a b/c"}) == [
-        "-S", "train.lr=0.001", "-S", 'compare.losses=["bce", "dice"]', "-S", 'data.source="/a b/c"',
+    flags = set_flags({"train.lr": 0.001, "compare.losses": ["bce", "dice"], "data.source": "/a b/c", "models.unet.train": {"epochs": 2, "schedule": "cosine"}})
+    assert flags == [
+        "-S", "++train.lr=0.001", "-S", '++compare.losses=["bce", "dice"]', "-S", '++data.source="/a b/c"',
+        "-S", '++models.unet.train={epochs: 2, schedule: "cosine"}',
     ]  # fmt: skip
 
 
@@ -30,8 +33,9 @@ def tiny_repo(tmp_path, monkeypatch):
 
 
 def test_named_experiment_is_listed_and_its_models_can_be_applied_and_used(tiny_repo, tmp_path):
-    ref = run_experiment("tiny-bce", {"compare.losses": ["bce"], "train.epochs": 1}, tiny_repo.root)
+    ref = run_experiment("tiny-bce", {"compare.losses": ["bce"], "train.epochs": 1, "models.unet.train": {"epochs": 2}}, tiny_repo.root)
     assert ref.endswith("/tiny-bce")
+    assert yaml.safe_load(read_file(ref, "params.yaml", tiny_repo.root))["models"]["unet"]["train"] == {"epochs": 2}, "a model's own recipe reaches the experiment"
     shown = tiny_repo.run("dvc", "exp", "show", "--csv").stdout
     assert "tiny-bce" in shown
     assert list(json.loads(read_file(ref, "metrics/headline.json", tiny_repo.root))) == ["unet-bce"]

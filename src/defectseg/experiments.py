@@ -18,11 +18,20 @@ from defectseg.errors import DefectsegError
 from defectseg.params import apply_overrides, parse_params
 
 
+def _override_value(value: object) -> str:
+    """``value`` in the override grammar DVC reads (Hydra's): JSON scalars, unquoted mapping keys."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_override_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_override_value(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 def set_flags(overrides: dict) -> list[str]:
-    """``-S key=value`` arguments; values are written as JSON, which DVC reads as YAML."""
+    """``-S ++key=value`` arguments: set the key, adding it where params.yaml has none (a model's own ``train`` recipe)."""
     flags = []
     for key, value in overrides.items():
-        flags += ["-S", f"{key}={json.dumps(value)}"]
+        flags += ["-S", f"++{key}={_override_value(value)}"]
     return flags
 
 
