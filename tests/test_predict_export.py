@@ -123,7 +123,7 @@ def test_predict_drops_regions_under_the_saved_share_at_the_original_size(tmp_pa
     probability[2, 2] = 0.9
     probability[16:24, 16:24] = 0.9
     original = np.zeros((64, 64), dtype=np.uint8)
-    row = save_prediction(tmp_path / "in" / "tile.png", original, probability, Decision(0.5, min_region_share=0.01), tmp_path, overlay=False)
+    row = save_prediction(tmp_path / "in" / "tile.png", original, probability, None, Decision(0.5, min_region_share=0.01), tmp_path, overlay=False)
     mask = np.array(Image.open(tmp_path / "tile.png")) > 0
     assert mask.shape == (64, 64)
     assert not mask[:12, :12].any()
