@@ -41,7 +41,7 @@ def test_a_flat_run_far_below_the_comparisons_best_is_stalled():
 
 
 def test_a_weaker_run_that_learned_is_not_stalled_and_the_best_run_never_is():
-    assert not stalled(0.35, reference=0.66)
+    assert not stalled(0.380, reference=0.769), "the U-Net on its own recipe, fold 1 of the Magnetic Tile set"
     assert not stalled(0.66, reference=0.66)
 
 

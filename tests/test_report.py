@@ -266,3 +266,14 @@ def test_report_advises_per_class_and_says_when_the_data_cannot_tell(tmp_path):
     assert "- **blowhole** (25 defective images): use `unet-bce`" in report
     assert "- **fray** (5 defective images): the data cannot tell (fewer than 20 defective images)." in report
     assert "- **crack** (25 images): dice beats bce by +" in report
+
+
+def test_the_stall_reference_is_the_best_run_on_the_same_folds_val_images(fixture_runs):
+    low = [0.03, 0.05, 0.1, 0.11, 0.11, 0.11, 0.11, 0.11]
+    for (model, loss), tp in TP.items():
+        run = Run(model, loss, 0, 1)
+        for path in (fixture_runs / "evaluation" / run.name, fixture_runs / "dvclive" / run.name):
+            shutil.rmtree(path)
+        write_run(fixture_runs, run, tp, val_iou=low)
+    table = build(fixture_runs)
+    assert {run["status"] for run in table["runs"].values()} == {"converged"}, "every fold-1 run is low alike: no reference says stalled"

@@ -10,13 +10,16 @@ A run not validated both inside and before its last eighth cannot be judged and 
 as still learning.
 
 A flat history is not enough: a run stuck on an early plateau is flat too. So a run that
-passes the tail rule is **stalled** when its best val IoU is under ``STALL_SHARE`` (half) of
-the best val IoU any run of the same comparison reached on the same data. Why this
-condition and not "flat since its first validation": a pretrained encoder reaches most of
-its IoU before its first validation, so a flat start also describes a run that learned
-fast; what tells a stall is how far below it stopped, and the comparison's best run shows
-what the data allow. A weaker model that learned (above half) is just weaker. The rule
-needs a reference: where every run stalls alike, none is marked.
+passes the tail rule is **stalled** when its best val IoU is under ``STALL_SHARE`` (a
+quarter) of the best val IoU any run of the same comparison reached on the same val images
+(its fold). Why this condition and not "flat since its first validation": a pretrained
+encoder reaches most of its IoU before its first validation, so a flat start also
+describes a run that learned fast; what tells a stall is how far below it stopped, and the
+best run on the same images shows what they allow. Why a quarter: the stuck U-Net runs on
+the Magnetic Tile set stopped at 0.043 and 0.054 against about 0.7 (under a tenth), while
+a U-Net that learned on its own recipe stopped at 0.380 against 0.769 (half): a weaker
+model that learned is just weaker. The rule needs a reference: where every run stalls
+alike, none is marked.
 """
 
 import math
@@ -25,7 +28,7 @@ import pandas as pd
 
 GAIN = 0.02
 TAIL = 1 / 8
-STALL_SHARE = 0.5
+STALL_SHARE = 0.25
 
 
 def convergence(val_iou: pd.Series, epochs: int) -> dict:

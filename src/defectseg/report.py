@@ -71,16 +71,16 @@ def load_run(run: Run, metrics_dir: Path, evaluation_dir: Path, live_dir: Path) 
 
 def run_convergence(outputs: list[RunOutputs], params: Params) -> dict[str, dict]:
     """Per run, from its val history over its model's epochs: converged or still learning
-    (``convergence``), stalled far below the comparison's best run (``stalled``), its best
-    epoch and its status: converged, still learning or stalled."""
+    (``convergence``), stalled far below the best run on its fold's val images (``stalled``),
+    its best epoch and its status: converged, still learning or stalled."""
     best = {o.run.name: float(o.history["val_iou"].max()) for o in outputs}
-    reference = max(best.values())
+    reference = {fold: max(best[o.run.name] for o in outputs if o.run.fold == fold) for fold in {o.run.fold for o in outputs}}
     result = {}
     for output in outputs:
         val_iou = output.history["val_iou"]
         by_epoch = pd.Series(val_iou.to_numpy(), index=val_iou.index + 1)
         tail = convergence(by_epoch, params.train_for(output.run.model).epochs)
-        stuck = tail["converged"] and stalled(best[output.run.name], reference)
+        stuck = tail["converged"] and stalled(best[output.run.name], reference[output.run.fold])
         status = "stalled" if stuck else "converged" if tail["converged"] else "still learning"
         result[output.run.name] = {**tail, "stalled": stuck, "status": status, "best_val_iou": round(best[output.run.name], 4), "best_epoch": output.metrics["best_epoch"]}
     return result
@@ -266,7 +266,7 @@ def _headline_lines(table: dict, confidence: int) -> list[str]:
         f"{first['images']} test images ({first['defect_images']} with defects), seeds pooled. "
         f"Brackets: {confidence}% bootstrap intervals over images. "
         f"An arm marked *still learning* has runs whose val IoU rose by more than {GAIN} over their last eighth of epochs; "
-        f"one marked *stalled* has runs that stopped under {STALL_SHARE:.0%} of the best val IoU any run reached "
+        f"one marked *stalled* has runs that stopped under {STALL_SHARE:.0%} of the best val IoU any run reached on the same fold "
         "(see Training, below); verdicts involving either are not settled. "
         "Training minutes: wall-clock minutes of the arm's training runs, summed, on the device named.",
         "",
@@ -295,7 +295,8 @@ def _verdict_lines(table: dict, samples: int) -> list[str]:
               f"for each class with at least {MIN_CLASS_IMAGES} of them; fewer cannot carry an interval.", ""]
     for name, entry in table["class_verdicts"].items():
         if not entry["verdicts"]:
-            lines.append(f"- **{name}** ({entry['images']} images): too few to compare.")
+            why = "too few to compare" if entry["images"] < MIN_CLASS_IMAGES else "one arm only: nothing to compare"
+            lines.append(f"- **{name}** ({entry['images']} images): {why}.")
         for verdict in entry["verdicts"]:
             lines.append(f"- **{name}** ({entry['images']} images): {verdict['verdict']}")
     return lines
@@ -309,6 +310,8 @@ def _advice_sentence(name: str, entry: dict) -> str:
         return f"- **{name}**{count}: the data cannot tell (no arm finished learning)."
     best = f"`{entry['best']}` (IoU {entry['iou']:.3f})"
     beaten = f"; it beats {', '.join(f'`{a}`' for a in entry['beats'])}" if entry["beats"] else ""
+    if not entry["cannot_tell"] and not entry["beats"]:
+        return f"- **{name}**{count}: {best}, the only arm that finished learning."
     if not entry["cannot_tell"]:
         return f"- **{name}**{count}: use {best}: it beats every other arm that finished learning."
     return f"- **{name}**{count}: the data cannot tell {best} from {', '.join(f'`{a}`' for a in entry['cannot_tell'])}{beaten}."
@@ -345,7 +348,7 @@ def _convergence_lines(table: dict) -> list[str]:
         "",
         f"A run is *still learning* when its best val IoU over the last eighth of its epochs beats its best before "
         f"that by more than {GAIN} (under annealed schedules the rate is below 4% of its peak there). A run that stopped "
-        f"improving is *stalled* when its best val IoU is under {STALL_SHARE:.0%} of the best any run here reached: "
+        f"improving is *stalled* when its best val IoU is under {STALL_SHARE:.0%} of the best any run here reached on its fold's val images: "
         "stuck on an early plateau, not finished.",
         "",
         "| run | best epoch | best val IoU | gain over the last eighth | verdict |",
