@@ -41,8 +41,12 @@ def stages(out: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", out)
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def cache_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in (root / ".dvc" / "cache").rglob("*") if p.is_file())
+    return folder_bytes(root / ".dvc" / "cache")
 
 
 def main() -> None:
@@ -65,13 +69,13 @@ def main() -> None:
         for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
             run(root, *cmd)
         files = sum(1 for p in source.rglob("*") if p.is_file())
-        size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+        size = folder_bytes(source)
         print(f"source: {files} files, {size / 2**20:.1f} MiB")
         first, _ = run(root, dvc, "repro", "preprocess")
         cached = cache_bytes(root)
         print(f"first dvc repro preprocess: {first:.1f} s; DVC cache {cached / 2**20:.1f} MiB "
-              f"(data/prepared {sum(p.stat().st_size for p in (root / 'data' / 'prepared').rglob('*') if p.is_file()) / 2**20:.1f} MiB, "
-              f"data/preprocessed {sum(p.stat().st_size for p in (root / 'data' / 'preprocessed').rglob('*') if p.is_file()) / 2**20:.1f} MiB)")
+              f"(data/prepared {folder_bytes(root / 'data' / 'prepared') / 2**20:.1f} MiB, "
+              f"data/preprocessed {folder_bytes(root / 'data' / 'preprocessed') / 2**20:.1f} MiB)")
         noop, out = run(root, dvc, "repro", "preprocess")
         print(f"no-op dvc repro preprocess: {noop:.2f} s, ran {stages(out)}")
         mask = next(source.glob("MT_Blowhole/Imgs/*.png"))
