@@ -69,6 +69,19 @@ def test_choose_threshold_maximises_iou_on_the_grid_over_maps_of_any_size():
     assert choose_threshold(probabilities, truth, steps=9) == pytest.approx(0.5)
 
 
+def test_class_mean_threshold_keeps_a_faint_small_defect_that_pooled_iou_gives_up():
+    large = np.zeros((40, 40))
+    large[:25, :40] = 0.8
+    large[25:27, :25] = 0.45
+    large_truth = large > 0.5
+    small = np.zeros((10, 10))
+    small[0, :] = 0.3
+    probabilities, truth = [large, small], [large_truth, small > 0]
+    classes = np.array(["uneven", "blowhole"])
+    assert choose_threshold(probabilities, truth, steps=9) == pytest.approx(0.5)
+    assert choose_threshold(probabilities, truth, steps=9, classes=classes) == pytest.approx(0.1)
+
+
 def test_decision_depends_on_val_only(tmp_path, model_dir):
     first = run(tmp_path, model_dir, write_data(tmp_path / "a"), "first")
     second = run(tmp_path, model_dir, write_data(tmp_path / "b", invert=("train", "test")), "second")

@@ -24,7 +24,7 @@ from defectseg.dataset import Split, load_split, split_fold
 from defectseg.manifest import read_manifest
 from defectseg.decision import Decision, gate_for_false_alarms, image_score
 from defectseg.images import read_image, read_mask
-from defectseg.inference import Compute, at_size, pick_device, predict_outputs
+from defectseg.inference import Compute, at_size, per_image_heads, pick_device, predict_outputs
 from defectseg.metrics import Counts, flatten, iou_by_threshold, per_class_iou, per_class_mean_image_iou, per_image_iou, pr_curve, split_metrics
 from defectseg.overlays import overlay_panel
 from defectseg.params import EvaluateParams
@@ -55,7 +55,7 @@ class NativeSplit:
 
     def heads(self) -> list[float | None]:
         """Each image's head probability, or None per image without a head (what ``Decision.apply`` takes)."""
-        return [None] * len(self.probabilities) if self.head_scores is None else [float(h) for h in self.head_scores]
+        return per_image_heads(self.head_scores, len(self.probabilities))
 
 
 def native_split(
@@ -68,19 +68,32 @@ def native_split(
     return NativeSplit(split, list(rows["image"]), maps, truth, score_top_share, head_scores)
 
 
-def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], steps: int) -> float:
-    """The probability threshold in (0, 1), on a grid of ``steps``, that maximises global IoU.
+def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], steps: int, classes: np.ndarray | None = None) -> float:
+    """The probability threshold in (0, 1), on a grid of ``steps``, that maximises global IoU or,
+    given each image's defect class, the mean over the classes with defect pixels of the IoU
+    pooled within the class (so a class of small defects weighs as much as one of large ones).
 
     Ties go to the lowest threshold.
     """
-    thresholds, scores = iou_by_threshold(flatten(probabilities), flatten(truth), steps)
+    if classes is None:
+        thresholds, scores = iou_by_threshold(flatten(probabilities), flatten(truth), steps)
+    else:
+        curves = []
+        for name in sorted(set(classes.tolist())):
+            members = np.flatnonzero(classes == name)
+            if any(truth[i].any() for i in members):
+                thresholds, curve = iou_by_threshold(flatten([probabilities[i] for i in members]), flatten([truth[i] for i in members]), steps)
+                curves.append(curve)
+        scores = np.mean(curves, axis=0)
     return float(round(thresholds[int(np.argmax(scores))], 6))
 
 
 def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
-    """The pixel threshold that maximises val IoU, and the image gate that keeps val false
-    alarms (by image score: the image head's, where the model has one) within ``params.max_false_alarm_rate``."""
-    threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps)
+    """The pixel threshold that maximises val IoU (``params.threshold_objective``: pooled, or the
+    mean of the classes' IoUs), and the image gate that keeps val false alarms (by image score:
+    the image head's, where the model has one) within ``params.max_false_alarm_rate``."""
+    classes = val.split.classes if params.threshold_objective == "class_mean" else None
+    threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps, classes)
     free = np.array([not t.any() for t in val.truth])
     gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate)
     return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share, val.head_scores is not None)

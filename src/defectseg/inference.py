@@ -88,6 +88,12 @@ def predict_outputs(saved: SavedModel, images: np.ndarray, batch_size: int, comp
     return (total / len(views)).squeeze(1).numpy(), scores
 
 
+def per_image_heads(scores: np.ndarray | None, count: int) -> list[float | None]:
+    """Each of ``count`` images' head probability from ``predict_outputs``, or None per image
+    from a model without a head (what ``Decision.apply`` takes)."""
+    return [None] * count if scores is None else [float(s) for s in scores]
+
+
 def model_input(saved: SavedModel, image: np.ndarray) -> np.ndarray:
     """A uint8 image of any size resized to the model's input size, as preprocess resizes."""
     height, width = saved.metadata["input_size"]

@@ -261,6 +261,7 @@ class CompareParams(Section):
 
 class EvaluateParams(Section):
     threshold_steps: Annotated[int, Field(ge=1, le=999)]
+    threshold_objective: Literal["pooled", "class_mean"]
     min_region_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, le=1.0)]
     flip_tta: bool

@@ -22,7 +22,7 @@ from defectseg.atomic import atomic_file, check_output_path
 from defectseg.decision import Decision
 from defectseg.errors import DataError, DefectsegError
 from defectseg.images import IMAGE_SUFFIXES, read_image
-from defectseg.inference import Compute, at_size, model_input, pick_device, predict_outputs
+from defectseg.inference import Compute, at_size, model_input, per_image_heads, pick_device, predict_outputs
 from defectseg.overlays import prediction_overlay
 from defectseg.saved_model import SavedModel, load_decision, load_model, model_folder
 
@@ -112,9 +112,8 @@ def predict_images(
             if good:
                 batch = np.stack([r[1] for _, r in good])
                 probabilities, heads = predict_outputs(saved, batch, batch_size, compute, decision.flip_tta)
-                heads = [None] * len(good) if heads is None else [float(h) for h in heads]
                 outcome.rows.extend(
-                    pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], item[2], decision, out_dir, overlay), zip(good, probabilities, heads))
+                    pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], item[2], decision, out_dir, overlay), zip(good, probabilities, per_image_heads(heads, len(good))))
                 )
             bar.update(len(chunk))
 
