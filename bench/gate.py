@@ -1,13 +1,14 @@
-"""What the image gate costs each defect class, measured on val maps.
+"""What the image gate and the pixel threshold's objective cost each defect class, on val maps.
 
 Run: .venv/bin/python bench/gate.py /tmp/levers/LEVER/val_maps.npz [...] [--share 0.0005] [--false-alarms 0.05]
 
 Reads the val probability maps (at each image's own size) that bench/levers.py saved and
-chooses the decision on them as evaluate does: the pixel threshold that maximises pooled
-IoU, and the image gate (mean of the top ``--share`` of pixels) that flags at most
-``--false-alarms`` of the defect-free tiles. Prints pooled and per-class IoU with that gate
-and without any gate (threshold only), and, per class, the share of defective tiles the
-gate lets through. The test split is never read.
+chooses the decision on them as evaluate does, once per ``evaluate.threshold_objective``:
+the pixel threshold that maximises pooled IoU or the mean of the classes' IoUs, and the
+image gate (mean of the top ``--share`` of pixels) that flags at most ``--false-alarms`` of
+the defect-free tiles. Prints pooled and per-class IoU with that gate and without any gate
+(threshold only), and, per class, the share of defective tiles the gate lets through. The
+test split is never read; both figures are on the maps the threshold was chosen on.
 """
 
 import argparse
@@ -34,14 +35,16 @@ def main() -> None:
             classes = saved["classes"]
         defective = np.array([t.any() for t in truth])
         scores = np.array([image_score(m, args.share) for m in maps])
-        threshold = choose_threshold(maps, truth, args.steps)
         gate = gate_for_false_alarms(scores[~defective], args.false_alarms)
-        print(f"{path}: {count} val images, {defective.sum()} with defects; pixel threshold {threshold:.2f}, gate {gate:.3f}")
-        for name, image_threshold in (("with the gate", gate), ("without a gate", 0.0)):
-            decision = Decision(threshold, image_threshold=image_threshold, score_top_share=args.share)
-            counts = Counts.of([decision.apply(m) for m in maps], truth)
-            per_class = ", ".join(f"{k} {v:.3f}" for k, v in per_class_iou(counts, classes).items())
-            print(f"  {name:15s} pooled IoU {global_iou(counts):.3f}; {per_class}")
+        print(f"{path}: {count} val images, {defective.sum()} with defects; gate {gate:.3f}")
+        for objective, by_class in (("pooled", None), ("class_mean", classes)):
+            threshold = choose_threshold(maps, truth, args.steps, by_class)
+            print(f"  threshold_objective {objective}: pixel threshold {threshold:.2f}")
+            for name, image_threshold in (("with the gate", gate), ("without a gate", 0.0)):
+                decision = Decision(threshold, image_threshold=image_threshold, score_top_share=args.share)
+                counts = Counts.of([decision.apply(m) for m in maps], truth)
+                per_class = ", ".join(f"{k} {v:.3f}" for k, v in per_class_iou(counts, classes).items())
+                print(f"    {name:15s} pooled IoU {global_iou(counts):.3f}; {per_class}")
         flagged = scores > gate
         passed = ", ".join(f"{k} {flagged[defective & (classes == k)].mean():.2f}" for k in sorted(set(classes[defective].tolist())))
         print(f"  defective tiles the gate flags, per class: {passed}")
