@@ -74,3 +74,17 @@ def test_a_table_whose_stage_code_changed_is_marked_stale(tmp_path):
     with open(root / "src/defectseg/losses.py", "a") as module:
         module.write("# changed\n")
     assert "**Stale**: the code changed since this run (losses.py)" in render(Path("reports/fixture"), root)
+
+
+def test_a_history_block_names_the_changed_code_without_asking_for_a_rerun(tmp_path):
+    root = copy_of_docs(tmp_path)
+    folder = root / "reports" / "fixture"
+    shutil.copytree(root / "reports" / "mtd-cv-losses", folder)
+    lock = {"stages": {"train": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}
+    (folder / "provenance.json").write_text(json.dumps(provenance(json.dumps(lock), "0123456789abcdef", "2026-11-28", 600, [], "fixture")))
+    (root / "docs" / "history.md").write_text("<!-- results: reports/fixture history -->\n<!-- /results -->\n")
+    assert check_tables(root) == ["docs/history.md: reports/fixture"]
+    write_tables(root)
+    written = (root / "docs" / "history.md").read_text()
+    assert "**History**: kept as the record of the configuration at the commit above, not refreshed; the code changed since (losses.py)." in written
+    assert "Stale" not in written and check_tables(root) == []

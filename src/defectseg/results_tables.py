@@ -6,11 +6,15 @@ A document marks a table with a pair of comments naming a report folder::
     ... (written by ``defectseg tables``) ...
     <!-- /results -->
 
+or ``<!-- results: reports/NAME history -->`` for a table kept as the record of an earlier
+configuration, which is never to be refreshed.
+
 ``write_tables`` fills every such block from the folder's ``comparison.json`` (a
 comparison's report) or ``levers.json`` (``bench/levers.py``'s val-only lever runs) and its
 ``provenance.json`` (when, on what machine, at which commit, and the MD5 of the code that
 ran, as ``dvc.lock`` records it). A block whose stage code has changed since its
-run is marked **stale** where it is shown. ``check_tables`` lists the blocks that differ
+run is marked **stale** where it is shown; a history block says instead that it is kept as the
+record of its commit and names the code changed since. ``check_tables`` lists the blocks that differ
 from what would be written, so a test catches a hand-edited or outdated table.
 """
 
@@ -25,7 +29,7 @@ import yaml
 
 from defectseg.atomic import write_text
 
-BLOCK = re.compile(r"(<!-- results: (?P<folder>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+BLOCK = re.compile(r"(?P<open><!-- results: (?P<folder>[^ ]+)(?P<history> history)? -->\n)(?P<body>.*?)(?P<close><!-- /results -->)", re.DOTALL)
 CLASSES = ("blowhole", "break", "crack", "fray", "uneven")
 
 
@@ -80,7 +84,7 @@ def _interval(pair) -> str:
     return "" if not pair or pair[0] is None else f" [{pair[0]:.3f}, {pair[1]:.3f}]"
 
 
-def _provenance_line(record: dict | None, table: dict, root: Path) -> str:
+def _provenance_line(record: dict | None, table: dict, root: Path, history: bool) -> str:
     first = next(iter(table["arms"].values()))
     design = f"{table['folds']}-fold cross-validation, pooled over all {first['images']} images" if table["folds"] > 1 else f"one split, {first['images']} test images"
     if record is None:
@@ -92,7 +96,7 @@ def _provenance_line(record: dict | None, table: dict, root: Path) -> str:
         + (f", experiment `{record['experiment']}`" if record["experiment"] else "")
         + ".*"
     )
-    return line + _stale_line(record, root)
+    return line + _stale_note(changed_code(record["code"], root), history)
 
 
 def file_hashes(paths: list[Path], root: Path) -> dict[str, str]:
@@ -100,15 +104,17 @@ def file_hashes(paths: list[Path], root: Path) -> dict[str, str]:
     return {path.relative_to(root).as_posix(): hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(paths)}
 
 
-def _stale_note(changed: list[str]) -> str:
-    return f"\n\n**Stale**: the code changed since this run ({', '.join(Path(p).name for p in changed)}); re-run it to refresh these figures." if changed else ""
+def _stale_note(changed: list[str], history: bool) -> str:
+    """What a block says under its table when the code it ran has changed since."""
+    if not changed:
+        return ""
+    names = ", ".join(Path(p).name for p in changed)
+    if history:
+        return f"\n\n**History**: kept as the record of the configuration at the commit above, not refreshed; the code changed since ({names})."
+    return f"\n\n**Stale**: the code changed since this run ({names}); re-run it to refresh these figures."
 
 
-def _stale_line(record: dict, root: Path) -> str:
-    return _stale_note(changed_code(record["code"], root))
-
-
-def render_levers(folder: Path, root: Path) -> str:
+def render_levers(folder: Path, root: Path, history: bool = False) -> str:
     """The lever table of ``bench/levers.py`` (val split only) for ``levers.json`` in ``folder``."""
     record = json.loads((root / folder / "levers.json").read_text())
     lines = [
@@ -126,13 +132,14 @@ def render_levers(folder: Path, root: Path) -> str:
     measured = "; ".join(f"{date} on {where}, commit `{commit}`" for date, where, commit in runs)
     lines += ["", f"*Val split only (the test split was not read), every figure at each image's own size. Measured {measured}.*"]
     changed = sorted({path for row in record["rows"] for path in changed_code(row["code"], root)})
-    return "\n".join(lines) + _stale_note(changed) + "\n"
+    return "\n".join(lines) + _stale_note(changed, history) + "\n"
 
 
-def render(folder: Path, root: Path) -> str:
-    """The Markdown block for the report in ``folder`` (relative to ``root``)."""
+def render(folder: Path, root: Path, history: bool = False) -> str:
+    """The Markdown block for the report in ``folder`` (relative to ``root``); ``history``: a
+    table kept as an earlier configuration's record (see the module's docstring)."""
     if (root / folder / "levers.json").is_file():
-        return render_levers(folder, root)
+        return render_levers(folder, root, history)
     table = json.loads((root / folder / "comparison.json").read_text())
     record_path = root / folder / "provenance.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
@@ -152,12 +159,12 @@ def render(folder: Path, root: Path) -> str:
             f"| {_number(row['per_class_iou'].get('crack'))} | {_number(row['per_class_iou'].get('blowhole'))} | {converged} |"
         )
     lines += ["", *(f"- {v['verdict']}" for v in table["verdicts"])] if table["verdicts"] else []
-    lines += ["", _provenance_line(record, table, root), ""]
+    lines += ["", _provenance_line(record, table, root, history), ""]
     return "\n".join(lines)
 
 
 def _rewritten(text: str, root: Path) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + render(Path(m.group("folder")), root) + m.group(4), text)
+    return BLOCK.sub(lambda m: m.group("open") + render(Path(m.group("folder")), root, bool(m.group("history"))) + m.group("close"), text)
 
 
 def documents(root: Path) -> list[Path]:
@@ -186,6 +193,6 @@ def check_tables(root: Path = Path(".")) -> list[str]:
         if not path.is_file():
             continue
         for match in BLOCK.finditer(path.read_text()):
-            if match.group("body") != render(Path(match.group("folder")), root):
+            if match.group("body") != render(Path(match.group("folder")), root, bool(match.group("history"))):
                 stale.append(f"{path.relative_to(root)}: {match.group('folder')}")
     return stale
