@@ -86,5 +86,5 @@ def test_a_history_block_names_the_changed_code_without_asking_for_a_rerun(tmp_p
     assert check_tables(root) == ["docs/history.md: reports/fixture"]
     write_tables(root)
     written = (root / "docs" / "history.md").read_text()
-    assert "**History**: kept as the record of the configuration at the commit above, not refreshed; the code changed since (losses.py)." in written
+    assert "**History**: kept as the record of what ran at the commit(s) above, not refreshed; the code changed since (losses.py)." in written
     assert "Stale" not in written and check_tables(root) == []

@@ -110,7 +110,7 @@ def _stale_note(changed: list[str], history: bool) -> str:
         return ""
     names = ", ".join(Path(p).name for p in changed)
     if history:
-        return f"\n\n**History**: kept as the record of the configuration at the commit above, not refreshed; the code changed since ({names})."
+        return f"\n\n**History**: kept as the record of what ran at the commit(s) above, not refreshed; the code changed since ({names})."
     return f"\n\n**Stale**: the code changed since this run ({names}); re-run it to refresh these figures."
 
 
