@@ -11,7 +11,7 @@ import pytest
 from conftest import params_with
 from defectseg.errors import DataError
 from defectseg.pooled import advice, class_totals, class_verdicts, pool_arms, verdict_line
-from defectseg.report import build_report
+from defectseg.report import _advice_sentence, _score_text, build_report
 from defectseg.runs import Run
 
 IMAGES_PER_FOLD = 10
@@ -130,7 +130,8 @@ def test_runs_still_learning_are_marked_in_the_table_and_the_verdicts_that_invol
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert "| unet | dice *1 run(s) still learning* |" in report
     assert f"| {run.name} | 3 | 0.500 | +0.100 | **still learning** |" in report and "| unet-bce-seed0-fold0 | 3 | 0.565 | +0.005 | converged |" in report
-    assert "`unet-dice`" not in report.split("## Which to use, per defect class")[1].split("##")[0]
+    advice_section = report.split("## Which to use, per defect class")[1].split("##")[0]
+    assert all("`unet-dice`" not in line.split("Higher but not finished")[0] for line in advice_section.splitlines()), "an arm still learning is never the advised one"
 
 
 def test_a_run_stuck_on_an_early_plateau_is_marked_stalled_and_its_verdicts_not_settled(fixture_runs):
@@ -249,8 +250,27 @@ def test_per_class_verdicts_pair_the_same_images_and_say_which_loss_to_use_for_w
     assert by_class["blowhole"]["verdicts"][0]["verdict"].startswith("bce beats dice by +")
     assert by_class["fray"] == {"images": 5, "verdicts": []} and "free" not in by_class
     crack_totals = class_totals(arms)["crack"]
-    assert advice(crack_totals, ["unet-bce", "unet-dice"], 500, 0, 0.95) == {"best": "unet-dice", "iou": pytest.approx(advice(crack_totals, ["unet-dice"], 500, 0, 0.95)["iou"]), "beats": ["unet-bce"], "cannot_tell": []}
+    assert advice(crack_totals, ["unet-bce", "unet-dice"], 500, 0, 0.95) == {
+        "best": "unet-dice", "iou": pytest.approx(advice(crack_totals, ["unet-dice"], 500, 0, 0.95)["iou"]), "beats": ["unet-bce"], "cannot_tell": [], "higher_unsettled": {}
+    }  # fmt: skip
     assert advice(crack_totals, [], 500, 0, 0.95)["best"] is None
+
+
+def test_advice_names_a_higher_arm_that_had_not_finished_learning():
+    crack_totals = class_totals(pool_arms(per_class_matrix()))["crack"]
+    only_bce = advice(crack_totals, ["unet-bce"], 500, 0, 0.95)
+    assert only_bce["best"] == "unet-bce" and list(only_bce["higher_unsettled"]) == ["unet-dice"]
+    assert only_bce["higher_unsettled"]["unet-dice"] > only_bce["iou"]
+    sentence = _advice_sentence("crack", {"images": 25, **only_bce})
+    assert sentence.startswith("- **crack** (25 defective images): `unet-bce` (IoU ")
+    assert "Higher but not finished (still learning or stalled): `unet-dice` (IoU " in sentence and sentence.endswith("train it longer before choosing.")
+    assert "Higher" not in _advice_sentence("crack", {"images": 25, **advice(crack_totals, ["unet-dice"], 500, 0, 0.95)})
+
+
+def test_the_gate_sentence_names_the_image_head_where_the_models_have_one():
+    assert _score_text(0.0005, [], ["unet"]) == "the mean of its top 0.05% of pixel probabilities"
+    assert _score_text(0.0, ["mobilenet_unet"], ["mobilenet_unet"]) == 'the image head\'s "has a defect" probability'
+    assert _score_text(0.0, ["mobilenet_unet"], ["mobilenet_unet", "unet"]) == 'the image head\'s "has a defect" probability for `mobilenet_unet`, else its highest pixel probability'
 
 
 def test_report_advises_per_class_and_says_when_the_data_cannot_tell(tmp_path):

@@ -170,17 +170,20 @@ def class_advice(arms: dict[str, ArmImages], settled: list[str], samples: int, s
 
 def advice(totals: dict[str, ImageTotals], settled: list[str], samples: int, seed: int, confidence: float) -> dict:
     """Which of the ``settled`` arms to use on these images: the one with the highest IoU, the
-    arms it beats (paired bootstrap), and those the data cannot tell from it."""
+    arms it beats (paired bootstrap), those the data cannot tell from it, and the unsettled
+    arms (still learning or stalled) that scored higher than it, so that the advice does not
+    hide a better arm that has not finished."""
+    iou = {arm: pooled_iou(arm_totals) for arm, arm_totals in totals.items()}
     if not settled:
-        return {"best": None, "beats": [], "cannot_tell": []}
-    iou = {arm: pooled_iou(totals[arm]) for arm in settled}
+        return {"best": None, "beats": [], "cannot_tell": [], "higher_unsettled": {}}
     best = max(settled, key=lambda arm: (iou[arm], arm))
     beats, cannot_tell = [], []
     for arm in settled:
         if arm != best:
             outcome = paired_bootstrap(totals[best], totals[arm], samples, seed, confidence)
             (beats if outcome["significant"] and outcome["difference"] > 0 else cannot_tell).append(arm)
-    return {"best": best, "iou": iou[best], "beats": beats, "cannot_tell": cannot_tell}
+    higher = {arm: iou[arm] for arm in sorted(totals, key=lambda a: -iou[a]) if arm not in settled and iou[arm] > iou[best]}
+    return {"best": best, "iou": iou[best], "beats": beats, "cannot_tell": cannot_tell, "higher_unsettled": higher}
 
 
 def mean_over_seeds(values: list[float | None]) -> float | None:

@@ -215,8 +215,19 @@ def _recipe_text(name: str, params: Params) -> str:
     return f"`{name}`{own}: {recipe.epochs} epochs, {recipe.schedule} to {recipe.lr:g}{warmup}, batch {recipe.batch_size}, {recipe.precision}"
 
 
-def _score_text(share: float) -> str:
-    return f"the mean of its top {share:.2%} of pixel probabilities" if share else "its highest pixel probability"
+def _score_text(share: float, head_models: list[str], models: list[str]) -> str:
+    """What an image's score is: the image head's probability for ``head_models``, else from its pixels."""
+    pixels = f"the mean of its top {share:.2%} of pixel probabilities" if share else "its highest pixel probability"
+    if not head_models:
+        return pixels
+    head = "the image head's \"has a defect\" probability"
+    if len(head_models) == len(models):
+        return head
+    return f"{head} for {', '.join(f'`{m}`' for m in head_models)}, else {pixels}"
+
+
+def _head_models(params: Params) -> list[str]:
+    return [m for m in params.compare.models if getattr(getattr(params.models, m), "image_head_weight", 0.0) > 0]
 
 
 def _header_lines(params: Params, data_summary: dict) -> list[str]:
@@ -246,7 +257,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "",
         "Each run's decision is chosen on its val part and then applied unchanged to its test part: "
         "the pixel threshold that maximises global defect IoU, and an image gate (an image whose score, "
-        f"{_score_text(evaluate.image_score_share)}, is under it gets an empty mask) that lets at most "
+        f"{_score_text(evaluate.image_score_share, _head_models(params), params.compare.models)}, is under it gets an empty mask) that lets at most "
         f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
         + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else ""),
@@ -310,11 +321,18 @@ def _advice_sentence(name: str, entry: dict) -> str:
         return f"- **{name}**{count}: the data cannot tell (no arm finished learning)."
     best = f"`{entry['best']}` (IoU {entry['iou']:.3f})"
     beaten = f"; it beats {', '.join(f'`{a}`' for a in entry['beats'])}" if entry["beats"] else ""
+    higher = entry.get("higher_unsettled", {})
+    unsettled = (
+        f" Higher but not finished (still learning or stalled): {', '.join(f'`{a}` (IoU {v:.3f})' for a, v in higher.items())}; "
+        "train it longer before choosing."
+        if higher
+        else ""
+    )
     if not entry["cannot_tell"] and not entry["beats"]:
-        return f"- **{name}**{count}: {best}, the only arm that finished learning."
+        return f"- **{name}**{count}: {best}, the only arm that finished learning.{unsettled}"
     if not entry["cannot_tell"]:
-        return f"- **{name}**{count}: use {best}: it beats every other arm that finished learning."
-    return f"- **{name}**{count}: the data cannot tell {best} from {', '.join(f'`{a}`' for a in entry['cannot_tell'])}{beaten}."
+        return f"- **{name}**{count}: use {best}: it beats every other arm that finished learning.{unsettled}"
+    return f"- **{name}**{count}: the data cannot tell {best} from {', '.join(f'`{a}`' for a in entry['cannot_tell'])}{beaten}.{unsettled}"
 
 
 def _advice_lines(table: dict) -> list[str]:
@@ -399,8 +417,9 @@ DEFINITIONS = [
     "- **recall**: share of defective images whose predicted mask has any defect pixel (image-level recall).",
     "- **false alarms**: share of defect-free images with any predicted defect pixel.",
     "- **detection P**: image-level precision of \"has a defect\".",
-    "- **image AUROC**: area under the ROC curve of the image score (`evaluate.image_score_share`: the mean of an image's "
-    "top share of pixel probabilities, or its highest one) for \"has a defect\".",
+    "- **image AUROC**: area under the ROC curve of the image score (a model's image head's probability where it has "
+    "one, else `evaluate.image_score_share`: the mean of an image's top share of pixel probabilities, or its highest one) "
+    "for \"has a defect\".",
     "- **R at FA rate**: the highest image-level recall any image-score threshold reaches while flagging at most "
     "`evaluate.max_false_alarm_rate` of the defect-free images (threshold-free, read off the split's own ROC).",
     "- Intervals: percentile intervals of a bootstrap over images (an image keeps all its seeds' predictions). "
