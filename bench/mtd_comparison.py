@@ -1,7 +1,7 @@
 """A comparison on the Magnetic Tile set, as a named DVC experiment.
 
 Run: make mtd | make mtd-cv-losses | make mtd-models
-(or: .venv/bin/python bench/mtd_comparison.py --config configs/mtd.yaml [--config ...] [--data FOLDER|ZIP|mtd] [--name NAME])
+(or: .venv/bin/python bench/mtd_comparison.py --config configs/mtd.yaml [--config ...] [--data FOLDER|ZIP|mtd] [--name NAME | --remake NAME])
 
 Runs `dvc exp run --temp -n NAME` with the overrides of the config files (later ones win)
 and the data source as `-S` flags, so the experiment stays in this repository: `dvc exp
@@ -13,6 +13,12 @@ provenance.json (date, machine, commit, wall time, the stages' code hashes from 
 experiment's dvc.lock), prints the headline, the verdicts, convergence and the wall time,
 and rewrites the result tables of the README and docs/ that cite a report
 (``defectseg tables``).
+
+``--remake NAME`` re-makes the report in reports/NAME after a change to the report's own
+code: with the same configs every train and evaluate stage is restored from DVC's
+run-cache (a stage whose code changed would run again), the experiment is named
+NAME-remade-<time>, and provenance.json keeps the earlier one's date, commit and wall time
+as the measurement under ``measured``.
 """
 
 import argparse
@@ -25,7 +31,7 @@ import yaml
 
 from defectseg.atomic import atomic_dir
 from defectseg.experiments import files_in, read_file, run_experiment
-from defectseg.results_tables import provenance, write_tables
+from defectseg.results_tables import measured_code_changed, provenance, write_tables
 
 
 def main() -> None:
@@ -33,6 +39,7 @@ def main() -> None:
     parser.add_argument("--config", action="append", required=True, type=Path, help="YAML of dotted params keys; repeat to layer")
     parser.add_argument("--data", default="../shared/datasets/magnetic-tile", help='MTD folder or zip, or "mtd" to download it')
     parser.add_argument("--name", default=f"mtd-{time.strftime('%Y%m%d-%H%M%S')}")
+    parser.add_argument("--remake", metavar="NAME", help="re-make reports/NAME from DVC's run-cache (see above)")
     args = parser.parse_args()
     source = args.data if args.data == "mtd" else str(Path(args.data).resolve())
     overrides = {}
@@ -42,19 +49,26 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     date = time.strftime("%Y-%m-%d")
     start = time.perf_counter()
-    ref = run_experiment(args.name, overrides)
+    folder = args.remake or args.name
+    earlier = json.loads((Path("reports") / folder / "provenance.json").read_text()) if args.remake else None
+    measured = earlier.get("measured", earlier) if earlier else None
+    experiment = f"{folder}-remade-{time.strftime('%Y%m%d-%H%M%S')}" if args.remake else args.name
+    ref = run_experiment(experiment, overrides)
     elapsed = time.perf_counter() - start
-    out_dir = Path("reports") / args.name
+    out_dir = Path("reports") / folder
+    lock_text = read_file(ref, "dvc.lock").decode()
+    if measured and (rerun := measured_code_changed(yaml.safe_load(lock_text), measured)):
+        raise SystemExit(f"error: {experiment} re-ran measuring stages ({', '.join(rerun)} changed); it is a new measurement: use --name")
     with atomic_dir(out_dir) as out:
         paths = ["reports/report.md", "metrics/headline.json", "metrics/comparison.json", *files_in(ref, "reports/figures"), *files_in(ref, "reports/overlays")]
         for path in paths:
             target = out / Path(path).relative_to(Path(path).parts[0])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read_file(ref, path))
-        record = provenance(read_file(ref, "dvc.lock").decode(), commit, date, elapsed, [str(c) for c in args.config], args.name)
+        record = provenance(lock_text, commit, date, elapsed, [str(c) for c in args.config], experiment, measured)
         (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
     table = json.loads((out_dir / "comparison.json").read_text())
-    print(f"{args.name}: {elapsed / 60:.1f} min wall time, {table['folds']} fold(s), every figure at each image's own size")
+    print(f"{experiment}: {elapsed / 60:.1f} min wall time, {table['folds']} fold(s), every figure at each image's own size")
     for arm, row in table["arms"].items():
         print(
             f"{arm:34s} IoU {row['iou']:.3f} {row['iou_interval']}  image IoU {row['mean_image_iou']:.3f}  "
@@ -65,7 +79,7 @@ def main() -> None:
     late = [name for name, run in table["runs"].items() if not run["converged"]]
     print(f"{len(table['runs']) - len(late)} of {len(table['runs'])} runs converged" + (f"; still learning: {', '.join(late)}" if late else ""))
     refreshed = write_tables()
-    print(f"report: {out_dir}/report.md; models: dvc exp apply {args.name}, then defectseg predict --model models/<run>")
+    print(f"report: {out_dir}/report.md; models: dvc exp apply {experiment}, then defectseg predict --model models/<run>")
     print(f"result tables refreshed in: {', '.join(map(str, refreshed)) or 'none (no document cites this report yet)'}")
 
 

@@ -43,6 +43,17 @@ def code_hashes(lock: dict) -> dict[str, str]:
     return dict(sorted(hashes.items()))
 
 
+def measured_code_changed(lock: dict, measured: dict) -> list[str]:
+    """The ``src/`` files of stages other than the report whose hash in ``lock`` differs from
+    the ``measured`` provenance's: non-empty when a re-made report re-ran a measuring stage."""
+    code = measured.get("code", {})
+    changed = set()
+    for name, stage in lock.get("stages", {}).items():
+        if name != "report":
+            changed.update(d["path"] for d in stage.get("deps", []) if d["path"] in code and d.get("md5") != code[d["path"]])
+    return sorted(changed)
+
+
 def machine() -> str:
     """The CPU model and core count of this machine, as the tables name it."""
     model = platform.processor() or platform.machine()
@@ -53,9 +64,13 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def provenance(lock_text: str, commit: str, date: str, wall_seconds: float | None, configs: list[str], experiment: str) -> dict:
-    """What ``provenance.json`` holds for one report."""
-    return {
+def provenance(
+    lock_text: str, commit: str, date: str, wall_seconds: float | None, configs: list[str], experiment: str, measured: dict | None = None
+) -> dict:
+    """What ``provenance.json`` holds for one report. ``measured``: for a report re-made from
+    DVC's run-cache (no stage but the report re-ran), the earlier provenance whose runs it
+    restored, so that the date, commit and wall time of the measurement stay on record."""
+    record = {
         "experiment": experiment,
         "commit": commit,
         "date": date,
@@ -64,6 +79,9 @@ def provenance(lock_text: str, commit: str, date: str, wall_seconds: float | Non
         "configs": configs,
         "code": code_hashes(yaml.safe_load(lock_text)),
     }
+    if measured is not None:
+        record["measured"] = {key: measured[key] for key in ("experiment", "commit", "date", "machine", "wall_seconds", "code")}
+    return record
 
 
 def changed_code(code: dict[str, str], root: Path) -> list[str]:
@@ -89,11 +107,18 @@ def _provenance_line(record: dict | None, table: dict, root: Path, history: bool
     design = f"{table['folds']}-fold cross-validation, pooled over all {first['images']} images" if table["folds"] > 1 else f"one split, {first['images']} test images"
     if record is None:
         return f"*{design} ({first['defect_images']} with defects). No provenance recorded: measured before reports kept their commit and code hashes.*"
-    minutes = "" if record["wall_seconds"] is None else f", {record['wall_seconds'] / 60:.1f} min wall time"
+    measured = record.get("measured", record)
+    minutes = "" if measured["wall_seconds"] is None else f", {measured['wall_seconds'] / 60:.1f} min wall time"
+    remade = (
+        f"; report re-made {record['date']} at commit `{record['commit'][:10]}` from DVC's run-cache, experiment `{record['experiment']}`"
+        if "measured" in record
+        else ""
+    )
     line = (
         f"*{design} ({first['defect_images']} with defects); every figure at each image's own size. "
-        f"Measured {record['date']} on {record['machine']}{minutes}, commit `{record['commit'][:10]}`"
-        + (f", experiment `{record['experiment']}`" if record["experiment"] else "")
+        f"Measured {measured['date']} on {measured['machine']}{minutes}, commit `{measured['commit'][:10]}`"
+        + (f", experiment `{measured['experiment']}`" if measured["experiment"] else "")
+        + remade
         + ".*"
     )
     return line + _stale_note(changed_code(record["code"], root), history)
