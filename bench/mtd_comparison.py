@@ -16,9 +16,10 @@ and rewrites the result tables of the README and docs/ that cite a report
 
 ``--remake NAME`` re-makes the report in reports/NAME after a change to the report's own
 code: with the same configs every train and evaluate stage is restored from DVC's
-run-cache (a stage whose code changed would run again), the experiment is named
-NAME-remade-<time>, and provenance.json keeps the earlier one's date, commit and wall time
-as the measurement under ``measured``.
+run-cache, the experiment is named NAME-remade-<time>, and provenance.json keeps the
+earlier one's date, commit and wall time as the measurement under ``measured``. It stops
+without writing when a train or evaluate stage's outputs differ from the earlier
+experiment's (a stage ran anew: that is a new measurement).
 """
 
 import argparse
@@ -30,8 +31,8 @@ from pathlib import Path
 import yaml
 
 from defectseg.atomic import atomic_dir
-from defectseg.experiments import files_in, read_file, run_experiment
-from defectseg.results_tables import measured_code_changed, provenance, write_tables
+from defectseg.experiments import experiment_ref, files_in, read_file, run_experiment
+from defectseg.results_tables import provenance, remeasured_stages, write_tables
 
 
 def main() -> None:
@@ -57,8 +58,10 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     out_dir = Path("reports") / folder
     lock_text = read_file(ref, "dvc.lock").decode()
-    if measured and (rerun := measured_code_changed(yaml.safe_load(lock_text), measured)):
-        raise SystemExit(f"error: {experiment} re-ran measuring stages ({', '.join(rerun)} changed); it is a new measurement: use --name")
+    if measured:
+        measured_lock = yaml.safe_load(read_file(experiment_ref(measured["experiment"]), "dvc.lock"))
+        if rerun := remeasured_stages(yaml.safe_load(lock_text), measured_lock):
+            raise SystemExit(f"error: {experiment}: {', '.join(rerun)} gave other outputs than {measured['experiment']}; a new measurement: use --name")
     with atomic_dir(out_dir) as out:
         paths = ["reports/report.md", "metrics/headline.json", "metrics/comparison.json", *files_in(ref, "reports/figures"), *files_in(ref, "reports/overlays")]
         for path in paths:

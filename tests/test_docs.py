@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from defectseg.results_tables import check_tables, measured_code_changed, provenance, render, write_tables
+from defectseg.results_tables import check_tables, provenance, remeasured_stages, render, write_tables
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -94,14 +94,15 @@ def test_a_remade_report_keeps_the_measurement_and_says_it_was_remade(tmp_path):
     root = copy_of_docs(tmp_path)
     folder = root / "reports" / "fixture"
     shutil.copytree(root / "reports" / "mtd-cv-losses", folder)
-    lock = {"stages": {"train": {"deps": [{"path": "src/defectseg/losses.py", "md5": "1" * 32}]}, "report": {"deps": [{"path": "src/defectseg/report.py", "md5": "2" * 32}]}}}
+    lock = {"stages": {"train@a": {"outs": [{"path": "models/a/model.pt", "md5": "1" * 32}]}, "report": {"outs": [{"path": "reports/report.md", "md5": "2" * 32}]}}}
     first = provenance(json.dumps(lock), "0123456789abcdef", "2026-11-28", 3300, [], "fixture")
-    lock["stages"]["report"]["deps"][0]["md5"] = "3" * 32
-    assert measured_code_changed(lock, first) == [], "only the report's code changed"
-    remade = provenance(json.dumps(lock), "fedcba9876543210", "2026-11-30", 30, [], "fixture-remade", first)
+    remade_lock = json.loads(json.dumps(lock))
+    remade_lock["stages"]["report"]["outs"][0]["md5"] = "3" * 32
+    assert remeasured_stages(remade_lock, lock) == [], "only the report ran again"
+    remade = provenance(json.dumps(remade_lock), "fedcba9876543210", "2026-11-30", 30, [], "fixture-remade", first)
     (folder / "provenance.json").write_text(json.dumps(remade))
     line = next(line for line in render(Path("reports/fixture"), root).splitlines() if "Measured" in line)
     assert "Measured 2026-11-28" in line and "55.0 min wall time, commit `0123456789`, experiment `fixture`" in line
     assert "report re-made 2026-11-30 at commit `fedcba9876` from DVC's run-cache, experiment `fixture-remade`" in line
-    lock["stages"]["train"]["deps"][0]["md5"] = "4" * 32
-    assert measured_code_changed(lock, first) == ["src/defectseg/losses.py"]
+    remade_lock["stages"]["train@a"]["outs"][0]["md5"] = "4" * 32
+    assert remeasured_stages(remade_lock, lock) == ["train@a"]

@@ -43,15 +43,22 @@ def code_hashes(lock: dict) -> dict[str, str]:
     return dict(sorted(hashes.items()))
 
 
-def measured_code_changed(lock: dict, measured: dict) -> list[str]:
-    """The ``src/`` files of stages other than the report whose hash in ``lock`` differs from
-    the ``measured`` provenance's: non-empty when a re-made report re-ran a measuring stage."""
-    code = measured.get("code", {})
-    changed = set()
-    for name, stage in lock.get("stages", {}).items():
-        if name != "report":
-            changed.update(d["path"] for d in stage.get("deps", []) if d["path"] in code and d.get("md5") != code[d["path"]])
-    return sorted(changed)
+def remeasured_stages(lock: dict, measured_lock: dict) -> list[str]:
+    """The stages (other than the report and the always-run source) whose outputs in ``lock``
+    differ from those in ``measured_lock``: non-empty when a re-made report measured anew.
+
+    Entries a ``dvc.lock`` carries over from the workspace for stages outside the experiment
+    compare equal unless the workspace's lock changed in between; then this errs on the safe
+    side and names them."""
+    def outs(stage: dict) -> list:
+        return sorted((o["path"], o.get("md5")) for o in stage.get("outs", []))
+
+    before = measured_lock.get("stages", {})
+    return sorted(
+        name
+        for name, stage in lock.get("stages", {}).items()
+        if name not in ("report", "source") and name in before and outs(stage) != outs(before[name])
+    )
 
 
 def machine() -> str:
@@ -80,7 +87,7 @@ def provenance(
         "code": code_hashes(yaml.safe_load(lock_text)),
     }
     if measured is not None:
-        record["measured"] = {key: measured[key] for key in ("experiment", "commit", "date", "machine", "wall_seconds", "code")}
+        record["measured"] = {key: measured[key] for key in ("experiment", "commit", "date", "machine", "wall_seconds")}
     return record
 
 
