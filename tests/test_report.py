@@ -264,6 +264,7 @@ def test_advice_names_a_higher_arm_that_had_not_finished_learning():
     sentence = _advice_sentence("crack", {"images": 25, **only_bce})
     assert sentence.startswith("- **crack** (25 defective images): `unet-bce` (IoU ")
     assert "Higher but not finished (still learning or stalled): `unet-dice` (IoU " in sentence and sentence.endswith("train it longer before choosing.")
+    assert _advice_sentence("crack", {"images": 25, **only_bce, "higher_unsettled": {"a": 0.9, "b": 0.8}}).endswith("train them longer before choosing.")
     assert "Higher" not in _advice_sentence("crack", {"images": 25, **advice(crack_totals, ["unet-dice"], 500, 0, 0.95)})
 
 
@@ -297,3 +298,10 @@ def test_the_stall_reference_is_the_best_run_on_the_same_folds_val_images(fixtur
         write_run(fixture_runs, run, tp, val_iou=low)
     table = build(fixture_runs)
     assert {run["status"] for run in table["runs"].values()} == {"converged"}, "every fold-1 run is low alike: no reference says stalled"
+
+
+def test_the_report_says_what_the_pixel_threshold_maximised(fixture_runs):
+    build(fixture_runs)
+    assert "the pixel threshold that maximises global defect IoU," in (fixture_runs / "reports" / "report.md").read_text()
+    build(fixture_runs, **{"evaluate.threshold_objective": "class_mean"})
+    assert "the pixel threshold that maximises the mean of the defect classes' IoUs," in (fixture_runs / "reports" / "report.md").read_text()

@@ -226,6 +226,9 @@ def _score_text(share: float, head_models: list[str], models: list[str]) -> str:
     return f"{head} for {', '.join(f'`{m}`' for m in head_models)}, else {pixels}"
 
 
+_OBJECTIVE_TEXT = {"pooled": "global defect IoU", "class_mean": "the mean of the defect classes' IoUs"}
+
+
 def _head_models(params: Params) -> list[str]:
     return [m for m in params.compare.models if getattr(getattr(params.models, m), "image_head_weight", 0.0) > 0]
 
@@ -256,7 +259,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "to the original image and compared with the original mask, as `defectseg predict` writes it.",
         "",
         "Each run's decision is chosen on its val part and then applied unchanged to its test part: "
-        "the pixel threshold that maximises global defect IoU, and an image gate (an image whose score, "
+        f"the pixel threshold that maximises {_OBJECTIVE_TEXT[evaluate.threshold_objective]}, and an image gate (an image whose score, "
         f"{_score_text(evaluate.image_score_share, _head_models(params), params.compare.models)}, is under it gets an empty mask) that lets at most "
         f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
@@ -324,7 +327,7 @@ def _advice_sentence(name: str, entry: dict) -> str:
     higher = entry.get("higher_unsettled", {})
     unsettled = (
         f" Higher but not finished (still learning or stalled): {', '.join(f'`{a}` (IoU {v:.3f})' for a, v in higher.items())}; "
-        "train it longer before choosing."
+        f"train {'it' if len(higher) == 1 else 'them'} longer before choosing."
         if higher
         else ""
     )
