@@ -70,9 +70,13 @@ def plain_source(tmp_path: Path) -> Path:
     return make_plain(tmp_path / "plain")
 
 
+def command_env() -> dict[str, str]:
+    """The environment of a test's commands: this interpreter's ``dvc`` and ``python`` first on PATH."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+
+
 def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=command_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
