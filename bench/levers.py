@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/levers.py --config configs/mtd.yaml --levers configs/levers-mtd.yaml --out /tmp/levers [--data FOLDER] [--only NAME ...]
 
-Prepares and preprocesses the data once (the single split of ``data.split``, fold 0), then
+Prepares and preprocesses the data once per preprocess setting (the single split of ``data.split``, fold 0), then
 for each lever (a name and its params overrides, applied after the configs) trains one
 run with the project's own ``train_run`` and scores its val split at each image's own
 size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm budget,
@@ -16,6 +16,7 @@ where a document cites its folder.
 """
 
 import argparse
+import hashlib
 import json
 import subprocess
 import time
@@ -51,11 +52,12 @@ def params_for(configs: list[Path], overrides: dict):
 
 
 def prepared(params, out: Path) -> tuple[Path, Path]:
-    data = out / "data" / f"{params.preprocess.height_width[0]}px"
-    if not (data / "preprocessed" / "pairs.npz").exists():
+    settings = json.dumps(params.preprocess.model_dump(), sort_keys=True)
+    data = out / "data" / f"preprocess-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
+    if not (data / "preprocessed" / "info.json").exists():
         prepare_dataset(params.data, 1, out_dir=data / "prepared", cache_dir=out / "data" / "cache")
         preprocess(data / "prepared" / "manifest.csv", params.preprocess, out_dir=data / "preprocessed")
-    return data / "preprocessed" / "pairs.npz", data / "prepared" / "manifest.csv"
+    return data / "preprocessed", data / "prepared" / "manifest.csv"
 
 
 def val_history(live_dir: Path) -> pd.Series:

@@ -55,7 +55,7 @@ def workspace(configs: list[Path], data: str, epochs: int, folder: Path, device:
 
 def images_per_second(params, folder: Path, device: str, steps: int) -> float:
     """Training images per second of the configured model on ``device``, after a warm-up epoch."""
-    train = load_fold(folder / "data" / "preprocessed" / "pairs.npz", folder / "data" / "prepared" / "manifest.csv", 0)["train"]
+    train = load_fold(folder / "data" / "preprocessed", folder / "data" / "prepared" / "manifest.csv", 0)["train"]
     settings = params.train.model_copy(update={"device": device})
     model = params.compare.models[0]
     spec = RunSpec(settings, model, getattr(params.models, model), "dicebce", {}, 0, "bench")

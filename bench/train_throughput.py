@@ -89,7 +89,7 @@ def bf16_accuracy(raw: dict, tmp: Path) -> dict[str, float]:
         preprocess(tmp / "syn" / "prepared" / "manifest.csv", params.preprocess, tmp / "syn" / "pre")
         spec = RunSpec(params.train, "unet", params.models.unet, "dicebce", {}, 0, precision)
         with Live(dir=str(tmp / precision), dvcyaml=None, save_dvc_exp=False) as live:
-            fold = load_fold(tmp / "syn" / "pre" / "pairs.npz", tmp / "syn" / "prepared" / "manifest.csv", 0)
+            fold = load_fold(tmp / "syn" / "pre", tmp / "syn" / "prepared" / "manifest.csv", 0)
             result = fit(spec, build_loss("dicebce", params.losses), fold["train"], fold["val"], tmp / precision / "last.pt", live)
         results[precision] = result["best"]["val_iou"]
     return results
@@ -113,7 +113,7 @@ def main() -> None:
         manifest = pd.read_csv(tmp / "prepared" / "manifest.csv")
         manifest = manifest[manifest["fold0"] == "train"]
         preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
-        train = load_fold(tmp / "pre" / "pairs.npz", tmp / "prepared" / "manifest.csv", 0)["train"]
+        train = load_fold(tmp / "pre", tmp / "prepared" / "manifest.csv", 0)["train"]
         generator = torch.Generator().manual_seed(0)
 
         torch.manual_seed(0)

@@ -68,9 +68,10 @@ def test_clone_without_the_source_reproduces_every_stage_from_the_remote(origin,
         forced = teammate.run("dvc", "repro", "-f", "-s", "evaluate@unet-dice-0-0")
         assert ran(forced) == {"evaluate@unet-dice-0-0"}
         assert (clone / metrics).read_bytes() == (repo.root / metrics).read_bytes()
-        pairs = "data/preprocessed/pairs.npz"
         assert ran(teammate.run("dvc", "repro", "-f", "-s", "preprocess")) == {"preprocess"}
-        assert (clone / pairs).read_bytes() == (repo.root / pairs).read_bytes()
+        shards = sorted(p.relative_to(repo.root) for p in (repo.root / "data" / "preprocessed").iterdir())
+        assert shards == sorted(p.relative_to(clone) for p in (clone / "data" / "preprocessed").iterdir())
+        assert all((clone / shard).read_bytes() == (repo.root / shard).read_bytes() for shard in shards)
     finally:
         hidden.rename(source)
 

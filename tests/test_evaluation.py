@@ -60,7 +60,7 @@ def data(tmp_path):
 
 def run(tmp_path, model_dir, data, name, **overrides):
     params = params_with(**{"evaluate.device": "cpu", "evaluate.worst_overlays": 3, "evaluate.max_false_alarm_rate": 1.0, **overrides})
-    return evaluate_run(model_dir, data / "pre" / "pairs.npz", data / "manifest.csv", 0, 127, params.evaluate, tmp_path / f"{name}.json", tmp_path / name)
+    return evaluate_run(model_dir, data / "pre", data / "manifest.csv", 0, 127, params.evaluate, tmp_path / f"{name}.json", tmp_path / name)
 
 
 def test_choose_threshold_maximises_iou_on_the_grid_over_maps_of_any_size():

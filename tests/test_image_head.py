@@ -56,7 +56,7 @@ def head_model(tmp_path_factory) -> Path:
 def test_evaluate_gates_on_the_heads_probability_chosen_on_val(head_model, tmp_path):
     data = write_data(tmp_path / "data")
     evaluate = params_with(**{**HEAD, "evaluate.device": "cpu", "evaluate.max_false_alarm_rate": 0.34}).evaluate
-    metrics = evaluate_run(head_model, data / "pre" / "pairs.npz", data / "manifest.csv", 0, 127, evaluate, tmp_path / "m.json", tmp_path / "ev")
+    metrics = evaluate_run(head_model, data / "pre", data / "manifest.csv", 0, 127, evaluate, tmp_path / "m.json", tmp_path / "ev")
     decision = load_decision(head_model)
     assert decision.head_score and metrics["head_score"] and decision.image_threshold == metrics["image_threshold"]
     saved = load_model(head_model)

@@ -76,12 +76,12 @@ def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_p
     few = tmp_path / "prepared" / "few.csv"
     pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)
     preprocess(few, params.preprocess, tmp_path / "few")
-    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "few" / "pairs.npz", few, tmp_path / "model", tmp_path / "live")
+    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "few", few, tmp_path / "model", tmp_path / "live")
     assert summary["epochs"] == 1 and 0 <= summary["best_val_iou"] <= 1
     saved = load_model(tmp_path / "model")
     assert saved.metadata["input_size"] == [224, 224]
     assert saved.metadata["architecture"]["model"] == "mobilenet_unet"
-    evaluate_run(tmp_path / "model", tmp_path / "few" / "pairs.npz", few, 0, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
+    evaluate_run(tmp_path / "model", tmp_path / "few", few, 0, params.preprocess.mask_threshold, params.evaluate, tmp_path / "m.json", tmp_path / "ev")
     counted = pd.read_csv(tmp_path / "ev" / "per_image.csv", dtype={"id": str})
     rows = read_manifest(few).loc[counted["id"]]
     assert len(rows) >= 10 and rows["width"].nunique() > 1, "test images of several native sizes"

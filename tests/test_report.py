@@ -148,15 +148,15 @@ def test_a_run_stuck_on_an_early_plateau_is_marked_stalled_and_its_verdicts_not_
     assert "| resnet_unet | bce *1 run(s) stalled* |" in report and f"| {run.name} | 3 | 0.057 | +0.000 | **stalled** |" in report
 
 
-def test_each_arm_shows_its_training_minutes_from_the_runs_it_summed(fixture_runs):
-    for fold, minutes in ((0, 1.25), (1, 2.5)):
+def test_each_arm_shows_its_training_tflop_summed_over_its_runs(fixture_runs):
+    for fold, tflop in ((0, 1250.25), (1, 2500.5)):
         name = Run("unet", "bce", 0, fold).name
-        (fixture_runs / "dvclive" / name / "metrics.json").write_text(json.dumps({"best/epoch": 3, "cost/train_minutes": minutes, "cost/train_cpu_minutes": 2 * minutes, "cost/device": "cpu"}))
+        (fixture_runs / "dvclive" / name / "metrics.json").write_text(json.dumps({"best/epoch": 3, "cost/train_tflop": tflop}))
     table = build(fixture_runs)
-    assert table["arms"]["unet-bce"]["cost"] == {"train_minutes": 3.8, "train_cpu_minutes": 7.5, "device": "cpu"}
-    assert table["arms"]["unet-dice"]["cost"]["train_minutes"] is None
+    assert table["arms"]["unet-bce"]["cost"] == {"train_tflop": 3750.8}
+    assert table["arms"]["unet-dice"]["cost"]["train_tflop"] is None
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "| 3.8 (cpu) |" in report and report.count("| n/a |") >= 3
+    assert "| 3,750.8 |" in report and report.count("| n/a |") >= 3
 
 
 def test_verdict_line_reads_as_a_sentence():

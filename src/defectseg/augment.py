@@ -11,12 +11,18 @@ from defectseg.params import AugmentParams  # noqa: E402
 
 
 def build_augment(params: AugmentParams) -> A.Compose:
-    """Crops (a share of them holding defect), flips, 90-degree rotations, brightness/contrast and small shifts."""
+    """Crops (a share of them holding defect), flips, 90-degree rotations, brightness/contrast and small shifts.
+
+    A tile smaller than the crop (tiles keep their own sizes with ``preprocess.geometry: scale``)
+    is first mirrored out to the crop's size, image and mask alike."""
     shift = (-params.shift_limit, params.shift_limit)
     crop = []
     if params.crop_size:
         side, share = params.crop_size, params.crop_defect_share
-        crop = [A.OneOf([A.CropNonEmptyMaskIfExists(side, side, p=share), A.RandomCrop(side, side, p=1 - share)], p=1)]
+        crop = [
+            A.PadIfNeeded(side, side, border_mode=cv2.BORDER_REFLECT_101),
+            A.OneOf([A.CropNonEmptyMaskIfExists(side, side, p=share), A.RandomCrop(side, side, p=1 - share)], p=1),
+        ]
     return A.Compose(
         [
             *crop,

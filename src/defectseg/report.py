@@ -110,14 +110,11 @@ def _flag_unsettled(verdict: dict, marks: dict[str, dict[str, list[str]]]) -> di
 
 
 def _arm_cost(outputs: list[RunOutputs], arm: str) -> dict:
-    """The arm's training cost, summed over its runs (None where a run did not record it)."""
+    """The arm's training cost in TFLOP (forward and backward passes of its training steps), summed
+    over its runs; None where a run did not record it. Unlike minutes, the same on every machine."""
     costs = [o.cost for o in outputs if o.run.arm == arm]
-    known = all("train_minutes" in c for c in costs)
-    return {
-        "train_minutes": round(sum(c["train_minutes"] for c in costs), 1) if known else None,
-        "train_cpu_minutes": round(sum(c["train_cpu_minutes"] for c in costs), 1) if known else None,
-        "device": "/".join(sorted({c["device"] for c in costs})) if known else None,
-    }
+    known = all("train_tflop" in c for c in costs)
+    return {"train_tflop": round(sum(c["train_tflop"] for c in costs), 1) if known else None}
 
 
 def comparison(outputs: list[RunOutputs], params: Params) -> dict:
@@ -230,7 +227,7 @@ _OBJECTIVE_TEXT = {"pooled": "global defect IoU", "class_mean": "the mean of the
 
 
 def _head_models(params: Params) -> list[str]:
-    return [m for m in params.compare.models if getattr(getattr(params.models, m), "image_head_weight", 0.0) > 0]
+    return [m for m in params.compare.models if getattr(params.models, m).has_image_head]
 
 
 def _header_lines(params: Params, data_summary: dict) -> list[str]:
@@ -282,22 +279,23 @@ def _headline_lines(table: dict, confidence: int) -> list[str]:
         f"An arm marked *still learning* has runs whose val IoU rose by more than {GAIN} over their last eighth of epochs; "
         f"one marked *stalled* has runs that stopped under {STALL_SHARE:.0%} of the best val IoU any run reached on the same fold "
         "(see Training, below); verdicts involving either are not settled. "
-        "Training minutes: wall-clock minutes of the arm's training runs, summed, on the device named.",
+        "Training TFLOP: the floating-point operations of the arm's training steps (forward and backward, "
+        "counted from the model's shapes, validation left out), summed over its runs: a cost that is the same on every machine.",
         "",
-        "| model | loss | IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate | training min |",
+        "| model | loss | IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate | training TFLOP |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, row in table["arms"].items():
         model, loss = arm.rsplit("-", 1)
         marks = _unsettled_text({"still learning": row["runs_still_learning"], "stalled": row["runs_stalled"]})
         loss = loss + (f" *{marks}*" if marks else "")
-        cost = row["cost"]
-        minutes = "n/a" if cost["train_minutes"] is None else f"{cost['train_minutes']:.1f} ({cost['device']})"
+        tflop = row["cost"]["train_tflop"]
+        tflop = "n/a" if tflop is None else f"{tflop:,.1f}"
         lines.append(
             f"| {model} | {loss} | {row['iou']:.3f} {_interval(row['iou_interval'])} | {_number(row['mean_image_iou'])} "
             f"| {row['detection_recall']:.3f} {_interval(row['detection_recall_interval'])} "
             f"| {_number(row['false_alarm_rate'])} {_interval(row['false_alarm_rate_interval'])} "
-            f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} | {minutes} |"
+            f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} | {tflop} |"
         )
     return lines
 

@@ -35,6 +35,12 @@ class SavedModel:
     def normalization(self) -> Normalization:
         return Normalization(**self.metadata["normalization"])
 
+    @property
+    def side_multiple(self) -> int:
+        """What the model's input sides must divide by (``ModelSection.side_multiple``)."""
+        architecture = self.metadata["architecture"]
+        return model_settings(architecture["model"], _settings(architecture)).side_multiple
+
 
 def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSection, normalization: Normalization, extra: dict) -> None:
     """Write ``model.pt`` and ``model.json`` into ``folder``, each atomically."""

@@ -12,6 +12,10 @@ also taken as changed when it was written after the process started: the stage i
 modules before the snapshot.
 
 Run outside DVC (no ``DVC_STAGE`` in the environment), a stage records nothing, so nothing is checked.
+
+A machine that only assembles other machines' runs (``fanout.assemble``) names, in
+``ONLY_FROM_CACHE``, the stages it must restore from DVC's run-cache; DVC runs a stage's
+command only when it found no run to restore, so such a stage fails at once, naming itself.
 """
 
 import hashlib
@@ -27,6 +31,8 @@ import yaml
 from defectseg.errors import DefectsegError
 
 PARAMS_FILE = "params.yaml"
+# comma-separated stage names (train, evaluate) that this machine must restore, never run
+ONLY_FROM_CACHE = "DEFECTSEG_ONLY_FROM_CACHE"
 # a file written this long after the process started is an edit during the run, not the one that launched it
 START_MARGIN_SECONDS = 0.1
 
@@ -135,6 +141,11 @@ def run_stage(main: Callable[[], None]) -> None:
     addressing, root = os.environ.get("DVC_STAGE"), Path(".")  # DVC runs a stage in the folder of its dvc.yaml
     before = StageInputs.take(root) if addressing else None
     try:
+        if addressing and addressing.partition("@")[0] in os.environ.get(ONLY_FROM_CACHE, "").split(","):
+            raise DefectsegError(
+                f"{addressing}: no run of it in DVC's run-cache here or on the default remote, and this machine only assembles: "
+                "run it on a worker (`defectseg worker --slice K/N`), then assemble again"
+            )
         main()
         if before is not None:
             changes = changes_during_run(before, root, addressing, psutil.Process().create_time())

@@ -7,14 +7,13 @@ from pathlib import Path
 
 from dvclive import Live
 
-from defectseg.atomic import remove_stale_temporaries
+from defectseg.atomic import remove_stale_temporaries, write_json
 from defectseg.code_fingerprint import module_hashes
-from defectseg.dataset import load_fold
+from defectseg.dataset import load_fold, preprocessed_fingerprint
 from defectseg.distributed import join, leave
 from defectseg.losses import build_loss
 from defectseg.params import Params
 from defectseg.saved_model import save_model
-from defectseg.sources import sha256_of
 from defectseg.runs import Run
 from defectseg.inference import pick_device
 from defectseg.threads import job_slot
@@ -22,9 +21,12 @@ from defectseg.training import RunSpec, fit
 
 
 RESUME_STATE = "last.pt"
+# wall and CPU minutes of the run, beside the model but not a DVC output: they differ from run to
+# run, and DVC's run-cache (a teammate's identical run reused) needs identical inputs to give identical outputs
+COST = "cost.json"
 
 
-def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, model_dir: Path, live_dir: Path) -> dict:
+def train_run(params: Params, run: Run, pairs_dir: Path, manifest_path: Path, model_dir: Path, live_dir: Path) -> dict:
     """Train on the run's fold (its train part; its val part picks the best epoch), write
     ``model_dir/{model.pt,model.json}``, and return a summary.
 
@@ -37,14 +39,14 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
     model_dir = Path(model_dir)
     for stale in remove_stale_temporaries(model_dir):
         print(f"removed {stale}, left by an interrupted write", file=sys.stderr)
-    fold = load_fold(pairs_path, manifest_path, run.fold)
+    fold = load_fold(pairs_dir, manifest_path, run.fold)
     train_split, val_split = fold["train"], fold["val"]
     loss_settings = getattr(params.losses, run.loss).model_dump()
     model_settings = getattr(params.models, run.model)
     roles = hashlib.sha256(" ".join([*train_split.ids, "|", *val_split.ids]).encode()).hexdigest()
     code = module_hashes(Path(__file__))
     train_params = params.train_for(run.model)
-    spec = RunSpec(train_params, run.model, model_settings, run.loss, loss_settings, run.seed, sha256_of(pairs_path) + roles, code)
+    spec = RunSpec(train_params, run.model, model_settings, run.loss, loss_settings, run.seed, preprocessed_fingerprint(pairs_dir) + roles, code)
     world = join(pick_device(train_params.device, "train.device"))
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
@@ -54,15 +56,16 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
             if world.is_main:
                 live.summary["best/epoch"] = best["epoch"]
                 live.summary["best/val_iou"] = best["val_iou"]
-                live.summary["cost/train_minutes"] = round(result["seconds"] / 60, 2)
-                live.summary["cost/train_cpu_minutes"] = round(result["cpu_seconds"] / 60, 2)
-                live.summary["cost/device"] = world.device.type
+                live.summary["cost/train_tflop"] = round(result["flops"] / 1e12, 3)
     finally:
         leave(world)
     summary = {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"]), "rank": world.rank}
     if not world.is_main:
         return summary
-    height, width = train_split.images.shape[1:]
+    # how inference resizes a new tile (inference.model_input): to the one input size, or by the scale
+    geometry = {"preprocess": params.preprocess.model_dump(mode="json")}
+    if params.preprocess.geometry == "squash":
+        geometry["input_size"] = list(params.preprocess.height_width)
     save_model(
         model_dir,
         best["weights"],
@@ -70,7 +73,7 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
         model_settings,
         result["normalization"],
         {
-            "input_size": [int(height), int(width)],
+            **geometry,
             "loss": {"name": run.loss, **loss_settings},
             "seed": run.seed,
             "fold": run.fold,
@@ -80,4 +83,6 @@ def train_run(params: Params, run: Run, pairs_path: Path, manifest_path: Path, m
         },
     )
     (model_dir / RESUME_STATE).unlink(missing_ok=True)
-    return summary
+    write_json(model_dir / COST, {"train_minutes": round(result["seconds"] / 60, 2), "train_cpu_minutes": round(result["cpu_seconds"] / 60, 2),
+                                  "device": world.device.type, "threads": result["threads"]})  # fmt: skip
+    return {**summary, "minutes": result["seconds"] / 60}

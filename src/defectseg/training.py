@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from defectseg.augment import build_augment
@@ -34,7 +35,7 @@ from defectseg.code_fingerprint import changed_modules
 from defectseg.dataset import Normalization, SegmentationDataset, Split
 from defectseg.distributed import World, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
-from defectseg.inference import Compute, pick_device, predict_logits
+from defectseg.inference import Compute, pick_device, predict_logits, same_size_groups
 from defectseg.loader import EpochSampler, build_loader, loader_workers
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
@@ -89,13 +90,20 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0) -> int:
 VAL_THRESHOLD_STEPS = 99
 
 
-def validate(model, split: Split, normalization: Normalization, loss_fn: LossFn, compute: Compute, batch_size: int) -> tuple[float, float]:
-    """Val loss and global defect IoU at the best of 99 thresholds (as evaluate will choose)."""
-    logits, _ = split_logits(predict_logits(model, normalization.apply(split.images), compute, batch_size))
-    target = torch.from_numpy(split.masks).float().unsqueeze(1)
-    loss = float(loss_fn(logits, target))
-    _, ious = iou_by_threshold(torch.sigmoid(logits).squeeze(1).numpy(), split.masks > 0, VAL_THRESHOLD_STEPS)
-    return loss, float(ious.max())
+def validate(model, split: Split, normalization: Normalization, loss_fn: LossFn, compute: Compute, batch_size: int, side_multiple: int = 1) -> tuple[float, float]:
+    """Val loss and global defect IoU at the best of 99 thresholds (as evaluate will choose).
+
+    Images of several sizes run in groups of one size; the loss is then the mean of the
+    groups' losses weighted by their image counts."""
+    losses, probabilities, truth = [], [], []
+    for positions in same_size_groups(split.images):
+        images, masks = (np.stack(list(a[positions])) if a.dtype == object else a for a in (split.images, split.masks))
+        logits, _ = split_logits(predict_logits(model, normalization.apply(images), compute, batch_size, side_multiple))
+        losses.append(float(loss_fn(logits, torch.from_numpy(masks).float().unsqueeze(1))) * len(positions))
+        probabilities.append(torch.sigmoid(logits).numpy().reshape(-1))
+        truth.append(masks.reshape(-1) > 0)
+    _, ious = iou_by_threshold(np.concatenate(probabilities), np.concatenate(truth), VAL_THRESHOLD_STEPS)
+    return sum(losses) / len(split), float(ious.max())
 
 
 def train_one_epoch(trainer: "Trainer", loss_fn, epoch: int, world: World) -> float:
@@ -172,6 +180,7 @@ class Trainer:
     sampler: EpochSampler
     loader: DataLoader
     batch_size: int
+    steps_per_epoch: int
     image_loss_weight: float = 0.0
 
     @property
@@ -200,8 +209,9 @@ class Trainer:
         steps_per_epoch = len(sampler) // batch_size
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(params.ema_decay), use_buffers=True) if params.ema_decay else None
         loader = build_loader(dataset, sampler, batch_size, loader_workers(params.loader_workers, compute.device), compute.device)
-        image_loss_weight = getattr(spec.model_settings, "image_head_weight", 0.0)
-        return cls(model, net, optimizer, build_scheduler(optimizer, params, steps_per_epoch), ema, compute, dataset, sampler, loader, batch_size, image_loss_weight)
+        image_loss_weight = spec.model_settings.image_head_weight if spec.model_settings.has_image_head else 0.0
+        scheduler = build_scheduler(optimizer, params, steps_per_epoch)
+        return cls(model, net, optimizer, scheduler, ema, compute, dataset, sampler, loader, batch_size, steps_per_epoch, image_loss_weight)
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -209,6 +219,22 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+
+
+def step_flops(spec: RunSpec, batch_size: int, height: int, width: int) -> int:
+    """Floating-point operations of one training step (forward and backward) on ``batch_size``
+    images of ``height`` x ``width``, counted by torch's ``FlopCounterMode`` on a copy of the
+    model on the meta device: shapes only, nothing computed and nothing of the run touched.
+
+    A machine-independent training cost: the same on every machine and every run of the same
+    settings, so it can sit in DVC-hashed outputs (wall and CPU minutes cannot: ``train_run``).
+    """
+    with torch.device("meta"):
+        model = build_model(spec.model_name, spec.model_settings, pretrained=False).train()
+        images = torch.empty(batch_size, 1, height, width)
+    with FlopCounterMode(display=False) as counter:
+        model(images).float().sum().backward()
+    return int(counter.get_total_flops())
 
 
 def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, last_path: Path, live, world: World = World()) -> dict:
@@ -220,7 +246,8 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
     each trains on its shard of every epoch with a share of the batch, and gradients
     are averaged by DistributedDataParallel; only rank 0 writes. The run's CPU thread
     count is fixed at its start (``train.threads``) and returned with the result, with
-    its cost: wall and CPU seconds of training (a resumed run adds its earlier sessions').
+    its cost: wall and CPU seconds of training (a resumed run adds its earlier sessions'), and
+    the floating-point operations of its training steps (``step_flops``; validation not counted).
     """
     trainer = Trainer.build(spec, train_split, last_path, world)
     threads = fix_threads(spec.params.threads)
@@ -248,7 +275,10 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
             validated = f", val loss {row['val_loss']:.4f}, val IoU {row['val_iou']:.4f}" if "val_iou" in row else ""
             print(f"epoch {epoch}/{spec.params.epochs}: train loss {row['train_loss']:.4f}{validated}", file=sys.stderr)
             _save_last(last_path, trainer, spec, history, best, cost.so_far())
-    return {"best": best, "normalization": trainer.dataset.normalization, "history": history, "threads": threads, **cost.so_far()}
+    crop = spec.params.augment.crop_size
+    height, width = (crop, crop) if crop else train_split.images.shape[1:]
+    flops = step_flops(spec, trainer.batch_size, height, width) * trainer.steps_per_epoch * len(history) * world.size
+    return {"best": best, "normalization": trainer.dataset.normalization, "history": history, "threads": threads, "flops": flops, **cost.so_far()}
 
 
 @dataclass
@@ -275,7 +305,9 @@ def _epoch(trainer: Trainer, spec: RunSpec, loss_fn: LossFn, val_split: Split, e
     train_loss = train_one_epoch(trainer, loss_fn, epoch, world)
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
     if epoch % spec.params.val_every == 0 or epoch == spec.params.epochs:
-        val_loss, val_iou = validate(trainer.kept, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size)
+        val_loss, val_iou = validate(
+            trainer.kept, val_split, trainer.dataset.normalization, loss_fn, trainer.compute, trainer.batch_size, spec.model_settings.side_multiple
+        )
         if not math.isfinite(val_loss):
             raise TrainingError(f"epoch {epoch}: val loss became {val_loss}; lower train.lr or check the data")
         row.update(val_loss=val_loss, val_iou=val_iou)

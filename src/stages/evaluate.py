@@ -13,7 +13,7 @@ def main() -> None:
     params = load_params()
     result = evaluate_run(
         Path("models") / run.name,
-        Path("data/preprocessed/pairs.npz"),
+        Path("data/preprocessed"),
         Path("data/prepared/manifest.csv"),
         run.fold,
         params.preprocess.mask_threshold,

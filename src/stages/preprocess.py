@@ -10,7 +10,8 @@ from defectseg.stage import run_stage
 def main() -> None:
     params = load_params()
     info = preprocess(Path("data/prepared/manifest.csv"), params.preprocess, out_dir=Path("data/preprocessed"))
-    print(f"preprocessed {info['count']} pairs to {info['height']}x{info['width']}")
+    size = f"{info['height']}x{info['width']}" if "height" in info else f"{info['sizes']} sizes (each tile scaled by {info['scale']:g})"
+    print(f"preprocessed {info['count']} pairs to {size}")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ def main() -> None:
     if processes > 1 and not launched_by_torchrun():
         relaunch_under_torchrun(processes)
     summary = train_run(
-        params, run, Path("data/preprocessed/pairs.npz"), Path("data/prepared/manifest.csv"), Path("models") / run.name, Path("dvclive") / run.name
+        params, run, Path("data/preprocessed"), Path("data/prepared/manifest.csv"), Path("models") / run.name, Path("dvclive") / run.name
     )
     if summary["rank"] == 0:
-        print(f"{run.name}: best val IoU {summary['best_val_iou']:.4f} at epoch {summary['best_epoch']}")
+        print(f"{run.name}: best val IoU {summary['best_val_iou']:.4f} at epoch {summary['best_epoch']}; trained in {summary['minutes']:.1f} min")
 
 
 if __name__ == "__main__":
