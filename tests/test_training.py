@@ -19,7 +19,7 @@ from defectseg.errors import DataError
 from defectseg.losses import build_loss
 from defectseg.params import parse_params
 from defectseg.synthetic import make_tile
-from defectseg.loader import epoch_indices
+from defectseg.loader import EpochPlan, epoch_items
 from defectseg.threads import usable_cores
 from defectseg.training import RunSpec, TrainingError, fit
 
@@ -165,14 +165,17 @@ def test_truncated_checkpoint_is_refused(tmp_path):
 def test_epoch_keeps_every_defect_image_and_a_fresh_share_of_free_ones():
     split = tiny_split(40, 0)
     has_defect = split.masks.reshape(40, -1).any(axis=1)
-    first = epoch_indices(split, 0.5, torch.Generator().manual_seed(1))
-    second = epoch_indices(split, 0.5, torch.Generator().manual_seed(2))
+    def epoch_indices(share: float, generator: torch.Generator) -> list[int]:
+        return [index for index, _ in epoch_items(split, EpochPlan(share), generator)]
+
+    first = epoch_indices(0.5, torch.Generator().manual_seed(1))
+    second = epoch_indices(0.5, torch.Generator().manual_seed(2))
     for chosen in (first, second):
         assert set(np.flatnonzero(has_defect)) <= set(chosen)
         assert len(chosen) == has_defect.sum() + round((~has_defect).sum() * 0.5)
     assert first != second
-    assert first == epoch_indices(split, 0.5, torch.Generator().manual_seed(1))
-    assert epoch_indices(split, 1.0, torch.Generator()) == list(range(40))
+    assert first == epoch_indices(0.5, torch.Generator().manual_seed(1))
+    assert epoch_indices(1.0, torch.Generator()) == list(range(40))
 
 
 def test_too_few_training_images_is_a_clear_error(tmp_path):

@@ -187,21 +187,26 @@ class Normalization:
 class SegmentationDataset(Dataset):
     """Normalized image and float mask tensors of shape (1, H, W), optionally augmented.
 
-    An item is an index, or an (index, seed) pair that seeds the augmentation of that one
-    image (``loader.EpochSampler``), so it does not depend on which process draws it.
+    An item is an index, or an (index, seed, source) triple (``loader.EpochSampler``): the
+    seed seeds the augmentation of that one image, so it does not depend on which process
+    draws it, and a source other than -1 is the tile whose defect ``paste`` (image, mask,
+    source image, source mask, seed) blends into this one first.
     """
 
-    def __init__(self, split: Split, normalization: Normalization, augment=None):
+    def __init__(self, split: Split, normalization: Normalization, augment=None, paste=None):
         self.split = split
         self.normalization = normalization
         self.augment = augment
+        self.paste = paste
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, seed = item if isinstance(item, tuple) else (item, None)
+    def __getitem__(self, item: int | tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed, source = item if isinstance(item, tuple) else (item, None, -1)
         image, mask = self.split.images[index], self.split.masks[index]
+        if source >= 0:
+            image, mask = self.paste(image, mask, self.split.images[source], self.split.masks[source], seed)
         if self.augment is not None:
             if seed is not None:
                 self.augment.set_random_seed(seed)

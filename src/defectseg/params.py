@@ -187,11 +187,24 @@ class AugmentParams(Section):
     shift_limit: Annotated[float, Field(ge=0.0, le=0.5)]
 
 
+class CopyPasteParams(Section):
+    shares: dict[str, Fraction]
+    poisson_share: Fraction
+
+    @model_validator(mode="after")
+    def _shares_fit_one_epoch(self) -> "CopyPasteParams":
+        if sum(self.shares.values()) > 1 + 1e-9:
+            raise ValueError(f"shares sum to {sum(self.shares.values()):g}: at most 1 (each defect-free tile takes at most one paste)")
+        return self
+
+
 class TrainParams(Section):
     epochs: PositiveInt
     val_every: PositiveInt
     batch_size: Annotated[int, Field(ge=2)]
     free_sample_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    class_balance: Fraction
+    copy_paste: CopyPasteParams
     optimizer: Literal["adam", "adamw"]
     lr: PositiveFloat
     weight_decay: NonNegativeFloat

@@ -12,6 +12,7 @@ nothing to resume.
 """
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -36,7 +37,8 @@ from defectseg.dataset import Normalization, SegmentationDataset, Split
 from defectseg.distributed import World, mean_over_processes
 from defectseg.errors import DataError, DefectsegError
 from defectseg.inference import Compute, pick_device, predict_logits, same_size_groups
-from defectseg.loader import EpochSampler, build_loader, loader_workers
+from defectseg.copy_paste import paste_defect
+from defectseg.loader import EpochPlan, EpochSampler, build_loader, loader_workers
 from defectseg.losses import LossFn
 from defectseg.metrics import iou_by_threshold
 from defectseg.models import build_model, split_logits
@@ -197,8 +199,11 @@ class Trainer:
         torch.manual_seed(spec.seed)
         model = compute.place(build_model(spec.model_name, spec.model_settings))
         optimizer = _optimizer(params, model)
-        dataset = SegmentationDataset(train_split, Normalization.of(train_split.images), build_augment(params.augment))
-        sampler = EpochSampler(train_split, params.free_sample_share, world.rank, world.size)
+        copy_paste = params.copy_paste
+        paste = functools.partial(paste_defect, poisson_share=copy_paste.poisson_share)
+        dataset = SegmentationDataset(train_split, Normalization.of(train_split.images), build_augment(params.augment), paste)
+        plan = EpochPlan(params.free_sample_share, params.class_balance, dict(copy_paste.shares))
+        sampler = EpochSampler(train_split, plan, world.rank, world.size)
         epoch_size = sampler.epoch_size
         if epoch_size < 2 * world.size:
             raise DataError(last_path, f"an epoch would hold {epoch_size} image(s); training needs at least 2 per process")
