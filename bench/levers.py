@@ -9,7 +9,8 @@ size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm bu
 image AUROC, crack and blowhole IoU (and IoU and recall without flip test-time
 augmentation), minutes of training, and whether it converged (``convergence``). The test split is never read. Each lever's row goes to
 ``OUT/<name>/val.json`` and its val probability maps to ``OUT/<name>/val_maps.npz``
-(for choosing the image score without retraining), each row with the date, machine,
+and, from a model with an image head, its val head probabilities (for choosing the image
+score and the gate without retraining), each row with the date, machine,
 commit and the MD5 of the code this script runs. ``OUT/levers.json`` gathers the rows of
 every lever in OUT (a lever run again replaces its row); ``defectseg tables`` renders it
 where a document cites its folder.
@@ -122,7 +123,8 @@ def main() -> None:
         }
         (folder / "val.json").write_text(json.dumps({"row": row, "metrics": metrics, "history": history.to_dict()}, indent=1))
         np.savez_compressed(folder / "val_maps.npz", **{f"p{i}": p.astype(np.float16) for i, p in enumerate(native.probabilities)},
-                            **{f"t{i}": t for i, t in enumerate(native.truth)}, classes=native.split.classes)  # fmt: skip
+                            **{f"t{i}": t for i, t in enumerate(native.truth)}, classes=native.split.classes,
+                 **({} if native.head_scores is None else {"heads": np.asarray(native.head_scores)}))  # fmt: skip
         rows = [json.loads(path.read_text())["row"] for path in args.out.glob("*/val.json")]
         rows.sort(key=lambda r: list(levers).index(r["lever"]) if r["lever"] in levers else len(levers))
         (args.out / "levers.json").write_text(json.dumps({"rows": rows}, indent=1))

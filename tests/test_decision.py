@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from defectseg.decision import Decision, drop_small_regions, gate_for_false_alarms, image_score
+from defectseg.decision import Decision, allowed_false_alarms, drop_small_regions, false_alarm_upper_bound, gate_for_false_alarms, image_score
 
 
 def test_small_regions_are_dropped_and_large_ones_kept_whole():
@@ -67,3 +67,20 @@ def test_the_gate_uses_the_decisions_score():
     speck[3, 4] = 0.99
     assert Decision(0.5, image_threshold=0.3).apply(speck).sum() == 1
     assert Decision(0.5, image_threshold=0.3, score_top_share=0.01).apply(speck).sum() == 0
+
+
+def test_a_gate_with_confidence_keeps_the_false_alarm_rates_upper_bound_within_the_budget():
+    scores = np.linspace(0.0, 1.0, 115)
+    point = gate_for_false_alarms(scores, 0.05)
+    assert (scores > point).sum() == 5
+    for confidence in (0.8, 0.95):
+        gate = gate_for_false_alarms(scores, 0.05, confidence)
+        flagged = int((scores > gate).sum())
+        assert false_alarm_upper_bound(flagged, 115, confidence) <= 0.05 < false_alarm_upper_bound(flagged + 1, 115, confidence)
+    assert (scores > gate_for_false_alarms(scores, 0.05, 0.95)).sum() == 1
+
+
+def test_a_budget_too_tight_for_the_sample_flags_none_of_it():
+    scores = np.linspace(0.0, 1.0, 20)
+    assert allowed_false_alarms(20, 0.05, 0.9) == -1
+    assert (scores > gate_for_false_alarms(scores, 0.05, 0.9)).sum() == 0

@@ -2,6 +2,7 @@
 and verdicts, and renders tables, figures and overlays; fixture runs stand in for evaluate."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -305,3 +306,11 @@ def test_the_report_says_what_the_pixel_threshold_maximised(fixture_runs):
     assert "the pixel threshold that maximises global defect IoU," in (fixture_runs / "reports" / "report.md").read_text()
     build(fixture_runs, **{"evaluate.threshold_objective": "class_mean"})
     assert "the pixel threshold that maximises the mean of the defect classes' IoUs," in (fixture_runs / "reports" / "report.md").read_text()
+
+
+def test_the_report_sets_each_arms_false_alarm_interval_beside_the_budget(fixture_runs):
+    build(fixture_runs, **{"evaluate.max_false_alarm_rate": 0.05, "evaluate.false_alarm_confidence": 0.8})
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    (line,) = [line for line in report.splitlines() if line.startswith("False-alarm budget 5%")]
+    assert re.search(r"unet-bce 0\.200 \[0\.\d{3}, 0\.\d{3}\]: (over it|the interval spans it)", line), line
+    assert "the 80% upper confidence bound (Clopper-Pearson) of val's false-alarm rate stays within 5%" in report

@@ -95,7 +95,7 @@ def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
     classes = val.split.classes if params.threshold_objective == "class_mean" else None
     threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps, classes)
     free = np.array([not t.any() for t in val.truth])
-    gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate)
+    gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate, params.false_alarm_confidence)
     return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share, val.head_scores is not None)
 
 

@@ -296,6 +296,7 @@ class EvaluateParams(Section):
     threshold_objective: Literal["pooled", "class_mean"]
     min_region_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     max_false_alarm_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    false_alarm_confidence: Annotated[float, Field(ge=0.0, lt=1.0)]
     flip_tta: bool
     image_score_share: Annotated[float, Field(ge=0.0, le=0.5)]
     measure_train: bool

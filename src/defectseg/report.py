@@ -230,9 +230,27 @@ def _head_models(params: Params) -> list[str]:
     return [m for m in params.compare.models if getattr(params.models, m).has_image_head]
 
 
+def _geometry_text(params: Params) -> str:
+    preprocess = params.preprocess
+    if preprocess.geometry == "squash":
+        height, width = preprocess.height_width
+        return f"The models see each image resized to {height}x{width}."
+    crops = sorted({params.train_for(m).augment.crop_size for m in params.compare.models})
+    size = "at its own pixels" if preprocess.scale == 1 else f"scaled by {preprocess.scale:g}"
+    return (f"The models see each image {size}, its aspect ratio kept; they train on "
+            f"{' / '.join(f'{c}x{c}' for c in crops)} crops and run on whole images.")
+
+
+def _gate_budget_text(evaluate) -> str:
+    budget = f"{evaluate.max_false_alarm_rate:.0%}"
+    if evaluate.false_alarm_confidence == 0:
+        return f"that lets at most {budget} of val's defect-free images through"
+    return (f"set so that the {evaluate.false_alarm_confidence:.0%} upper confidence bound (Clopper-Pearson) of val's "
+            f"false-alarm rate stays within {budget}, a promise for new images, not only for val's")
+
+
 def _header_lines(params: Params, data_summary: dict) -> list[str]:
     compare, evaluate = params.compare, params.evaluate
-    height, width = params.preprocess.height_width
     folds = compare.fold_count
     roles = data_summary["per_fold"][0]
     if folds == 1:
@@ -247,7 +265,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "# Comparison of models and losses",
         "",
         f"Data: {data_summary['layout']} source, {data_summary['pairs']} pairs; {design}. "
-        f"The models see each image resized to {height}x{width}. "
+        f"{_geometry_text(params)} "
         f"Models: {'; '.join(_settings_text(m, params) for m in compare.models)}. "
         f"Training: {'; '.join(_recipe_text(m, params) for m in compare.models)}. "
         f"Losses: {', '.join(compare.losses)}. Seeds: {', '.join(map(str, compare.seeds))}.",
@@ -258,7 +276,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "Each run's decision is chosen on its val part and then applied unchanged to its test part: "
         f"the pixel threshold that maximises {_OBJECTIVE_TEXT[evaluate.threshold_objective]}, and an image gate (an image whose score, "
         f"{_score_text(evaluate.image_score_share, _head_models(params), params.compare.models)}, is under it gets an empty mask) that lets at most "
-        f"{evaluate.max_false_alarm_rate:.0%} of val's defect-free images through. "
+        f"{_gate_budget_text(evaluate)}. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
         + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else ""),
         "",
@@ -269,7 +287,7 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _headline_lines(table: dict, confidence: int) -> list[str]:
+def _headline_lines(table: dict, confidence: int, budget: float) -> list[str]:
     first = next(iter(table["arms"].values()))
     lines = [
         "## Headline",
@@ -297,7 +315,19 @@ def _headline_lines(table: dict, confidence: int) -> list[str]:
             f"| {_number(row['false_alarm_rate'])} {_interval(row['false_alarm_rate_interval'])} "
             f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} | {tflop} |"
         )
-    return lines
+    return lines + ["", _budget_sentence(table, budget, confidence)]
+
+
+def _budget_sentence(table: dict, budget: float, confidence: int) -> str:
+    """Each arm's test false-alarm interval beside the false-alarm budget: kept, or not shown to be kept."""
+    parts = []
+    for arm, row in table["arms"].items():
+        low, high = row["false_alarm_rate_interval"]
+        if high is None:
+            continue
+        verdict = "within it" if high <= budget else "over it" if low > budget else "the interval spans it"
+        parts.append(f"{arm} {row['false_alarm_rate']:.3f} [{low:.3f}, {high:.3f}]: {verdict}")
+    return f"False-alarm budget {budget:.0%} (`evaluate.max_false_alarm_rate`); test false alarms with {confidence}% intervals: " + "; ".join(parts) + "."
 
 
 def _verdict_lines(table: dict, samples: int) -> list[str]:
@@ -435,7 +465,7 @@ DEFINITIONS = [
 
 def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_summary: dict) -> str:
     """The report page; figures and overlays are linked relative to it."""
-    lines = _header_lines(params, data_summary) + _headline_lines(table, int(params.report.confidence * 100))
+    lines = _header_lines(params, data_summary) + _headline_lines(table, int(params.report.confidence * 100), params.evaluate.max_false_alarm_rate)
     lines += _verdict_lines(table, params.report.bootstrap_samples) + _advice_lines(table)
     lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
     lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
