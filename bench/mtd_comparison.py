@@ -68,7 +68,7 @@ def main() -> None:
             target = out / Path(path).relative_to(Path(path).parts[0])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read_file(ref, path))
-        record = provenance(lock_text, commit, date, elapsed, [str(c) for c in args.config], experiment, measured)
+        record = provenance(lock_text, read_file(ref, "params.yaml").decode(), commit, date, elapsed, [str(c) for c in args.config], experiment, measured)
         (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
     table = json.loads((out_dir / "comparison.json").read_text())
     print(f"{experiment}: {elapsed / 60:.1f} min wall time, {table['folds']} fold(s), every figure at each image's own size")

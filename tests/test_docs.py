@@ -62,6 +62,9 @@ def test_a_hand_edited_table_is_caught_and_rewritten(tmp_path):
     assert readme.read_text() == original and check_tables(root) == []
 
 
+PARAMS_TEXT = (REPO / "params.yaml").read_text()
+
+
 def fixture_report(root: Path, record: dict) -> Path:
     """A copy of a committed report as ``reports/fixture`` under ``root``, with ``record`` as its provenance."""
     folder = root / "reports" / "fixture"
@@ -72,8 +75,11 @@ def fixture_report(root: Path, record: dict) -> Path:
 
 def test_a_table_whose_stage_code_changed_is_marked_stale(tmp_path):
     root = copy_of_docs(tmp_path)
-    lock = {"stages": {"train": {"deps": [{"path": "src/defectseg/losses.py", "md5": __import__("hashlib").md5((root / "src/defectseg/losses.py").read_bytes()).hexdigest()}]}}}
-    fixture_report(root, provenance(json.dumps(lock), "0123456789abcdef", "2026-11-28", 600, ["configs/mtd.yaml"], "fixture"))
+    current = __import__("hashlib").md5((root / "src/defectseg/losses.py").read_bytes()).hexdigest()
+    # a lock also carries entries of stages the experiment's pipeline does not have, recorded with older code
+    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": current}]},
+                       "train@gone-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}  # fmt: skip
+    fixture_report(root, provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 600, ["configs/mtd.yaml"], "fixture"))
     fresh = render(Path("reports/fixture"), root)
     assert "commit `0123456789`" in fresh and "10.0 min wall time" in fresh and "Stale" not in fresh
     with open(root / "src/defectseg/losses.py", "a") as module:
@@ -83,8 +89,8 @@ def test_a_table_whose_stage_code_changed_is_marked_stale(tmp_path):
 
 def test_a_history_block_names_the_changed_code_without_asking_for_a_rerun(tmp_path):
     root = copy_of_docs(tmp_path)
-    lock = {"stages": {"train": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}
-    fixture_report(root, provenance(json.dumps(lock), "0123456789abcdef", "2026-11-28", 600, [], "fixture"))
+    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}
+    fixture_report(root, provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 600, [], "fixture"))
     (root / "docs" / "history.md").write_text("<!-- results: reports/fixture history -->\n<!-- /results -->\n")
     assert check_tables(root) == ["docs/history.md: reports/fixture"]
     write_tables(root)
@@ -96,11 +102,11 @@ def test_a_history_block_names_the_changed_code_without_asking_for_a_rerun(tmp_p
 def test_a_remade_report_keeps_the_measurement_and_says_it_was_remade(tmp_path):
     root = copy_of_docs(tmp_path)
     lock = {"stages": {"train@a": {"outs": [{"path": "models/a/model.pt", "md5": "1" * 32}]}, "report": {"outs": [{"path": "reports/report.md", "md5": "2" * 32}]}}}
-    first = provenance(json.dumps(lock), "0123456789abcdef", "2026-11-28", 3300, [], "fixture")
+    first = provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 3300, [], "fixture")
     remade_lock = json.loads(json.dumps(lock))
     remade_lock["stages"]["report"]["outs"][0]["md5"] = "3" * 32
     assert remeasured_stages(remade_lock, lock) == [], "only the report ran again"
-    fixture_report(root, provenance(json.dumps(remade_lock), "fedcba9876543210", "2026-11-30", 30, [], "fixture-remade", first))
+    fixture_report(root, provenance(json.dumps(remade_lock), PARAMS_TEXT, "fedcba9876543210", "2026-11-30", 30, [], "fixture-remade", first))
     line = next(line for line in render(Path("reports/fixture"), root).splitlines() if "Measured" in line)
     assert "Measured 2026-11-28" in line and "55.0 min wall time, commit `0123456789`, experiment `fixture`" in line
     assert "report re-made 2026-11-30 at commit `fedcba9876` from DVC's run-cache, experiment `fixture-remade`" in line

@@ -152,3 +152,10 @@ def test_saved_model_round_trips(model_dir):
     assert saved.metadata["architecture"]["model"] == "unet"
     assert saved.normalization == Normalization(0.5, 0.2)
     assert saved.model(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_the_class_mean_objective_on_val_without_defect_pixels_falls_back_to_pooled_iou():
+    probabilities = [np.array([[0.2, 0.7]]), np.array([[0.1, 0.4]])]
+    truth = [np.zeros((1, 2), bool), np.zeros((1, 2), bool)]
+    classes = np.array(["free", "free"])
+    assert choose_threshold(probabilities, truth, 9, classes) == choose_threshold(probabilities, truth, 9)

@@ -71,20 +71,19 @@ def native_split(
 def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], steps: int, classes: np.ndarray | None = None) -> float:
     """The probability threshold in (0, 1), on a grid of ``steps``, that maximises global IoU or,
     given each image's defect class, the mean over the classes with defect pixels of the IoU
-    pooled within the class (so a class of small defects weighs as much as one of large ones).
+    pooled within the class (so a class of small defects weighs as much as one of large ones);
+    where no class has defect pixels, global IoU.
 
     Ties go to the lowest threshold.
     """
-    if classes is None:
-        thresholds, scores = iou_by_threshold(flatten(probabilities), flatten(truth), steps)
-    else:
+    thresholds, scores = iou_by_threshold(flatten(probabilities), flatten(truth), steps)
+    if classes is not None:
         curves = []
         for name in sorted(set(classes.tolist())):
             members = np.flatnonzero(classes == name)
             if any(truth[i].any() for i in members):
-                thresholds, curve = iou_by_threshold(flatten([probabilities[i] for i in members]), flatten([truth[i] for i in members]), steps)
-                curves.append(curve)
-        scores = np.mean(curves, axis=0)
+                curves.append(iou_by_threshold(flatten([probabilities[i] for i in members]), flatten([truth[i] for i in members]), steps)[1])
+        scores = np.mean(curves, axis=0) if curves else scores
     return float(round(thresholds[int(np.argmax(scores))], 6))
 
 

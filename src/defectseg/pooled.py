@@ -173,9 +173,9 @@ def advice(totals: dict[str, ImageTotals], settled: list[str], samples: int, see
     arms it beats (paired bootstrap), those the data cannot tell from it, and the unsettled
     arms (still learning or stalled) that scored higher than it, so that the advice does not
     hide a better arm that has not finished."""
-    iou = {arm: pooled_iou(arm_totals) for arm, arm_totals in totals.items()}
     if not settled:
         return {"best": None, "beats": [], "cannot_tell": [], "higher_unsettled": {}}
+    iou = {arm: pooled_iou(arm_totals) for arm, arm_totals in totals.items()}
     best = max(settled, key=lambda arm: (iou[arm], arm))
     beats, cannot_tell = [], []
     for arm in settled:

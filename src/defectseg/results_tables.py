@@ -19,6 +19,7 @@ from what would be written, so a test catches a hand-edited or outdated table.
 """
 
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -28,15 +29,27 @@ from pathlib import Path
 import yaml
 
 from defectseg.atomic import write_text
+from defectseg.params import CompareParams, parse_params
 
 BLOCK = re.compile(r"(?P<open><!-- results: (?P<folder>[^ ]+)(?P<history> history)? -->\n)(?P<body>.*?)(?P<close><!-- /results -->)", re.DOTALL)
 CLASSES = ("blowhole", "break", "crack", "fray", "uneven")
 
 
-def code_hashes(lock: dict) -> dict[str, str]:
-    """The MD5 of every ``src/`` file the stages of a ``dvc.lock`` depend on, as DVC recorded it."""
+def pipeline_stages(compare: CompareParams) -> set[str]:
+    """The names of the stages a pipeline with this ``compare`` section has (``dvc.yaml``'s matrix)."""
+    arms = {f"{model}-{loss}-{seed}-{fold}" for model, loss, seed, fold in itertools.product(compare.models, compare.losses, compare.seeds, compare.folds)}
+    return {"source", "prepare", "preprocess", "report"} | {f"{kind}@{arm}" for kind in ("train", "evaluate") for arm in arms}
+
+
+def code_hashes(lock: dict, stages: set[str]) -> dict[str, str]:
+    """The MD5 of every ``src/`` file the ``stages`` of a ``dvc.lock`` depend on, as DVC recorded it.
+
+    Only the named stages: a lock also carries entries of stages the pipeline no longer has
+    (other arms, older matrices), recorded with older code."""
     hashes = {}
-    for stage in lock.get("stages", {}).values():
+    for name, stage in lock.get("stages", {}).items():
+        if name not in stages:
+            continue
         for dep in stage.get("deps", []):
             if dep["path"].startswith("src/") and "md5" in dep:
                 hashes[dep["path"]] = dep["md5"]
@@ -72,11 +85,12 @@ def machine() -> str:
 
 
 def provenance(
-    lock_text: str, commit: str, date: str, wall_seconds: float | None, configs: list[str], experiment: str, measured: dict | None = None
+    lock_text: str, params_text: str, commit: str, date: str, wall_seconds: float | None, configs: list[str], experiment: str, measured: dict | None = None
 ) -> dict:
     """What ``provenance.json`` holds for one report. ``measured``: for a report re-made from
     DVC's run-cache (no stage but the report re-ran), the earlier provenance whose runs it
-    restored, so that the date, commit and wall time of the measurement stay on record."""
+    restored, so that the date, commit and wall time of the measurement stay on record.
+    ``params_text``: the experiment's params.yaml, whose ``compare`` names its stages."""
     record = {
         "experiment": experiment,
         "commit": commit,
@@ -84,7 +98,7 @@ def provenance(
         "machine": machine(),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds),
         "configs": configs,
-        "code": code_hashes(yaml.safe_load(lock_text)),
+        "code": code_hashes(yaml.safe_load(lock_text), pipeline_stages(parse_params(yaml.safe_load(params_text)).compare)),
     }
     if measured is not None:
         record["measured"] = {key: measured[key] for key in ("experiment", "commit", "date", "machine", "wall_seconds")}
