@@ -63,7 +63,8 @@ def main() -> None:
         source = shutil.copytree(args.data, scratch / "mtd")
         root = scratch / "repo"
         root.mkdir()
-        for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        for name in ("dvc.yaml", "params.yaml", ".gitignore", "data/dvc.yaml"):
+            (root / name).parent.mkdir(exist_ok=True)
             shutil.copy(REPO / name, root / name)
         shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         raw = yaml.safe_load((root / "params.yaml").read_text())

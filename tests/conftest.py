@@ -85,7 +85,8 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     return result
 
 
-ALWAYS_RUN = {"source"}
+SOURCE = "data/dvc.yaml:source"
+ALWAYS_RUN = {SOURCE}
 
 
 def ran(result: subprocess.CompletedProcess) -> set[str]:
@@ -121,7 +122,8 @@ class DvcRepo:
 
     def _create(self) -> None:
         root = self.root
-        for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        for name in ("dvc.yaml", "params.yaml", ".gitignore", "data/dvc.yaml"):
+            (root / name).parent.mkdir(exist_ok=True)
             shutil.copy(REPO / name, root / name)
         shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         (root / "metrics").mkdir(exist_ok=True)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import TINY_PIPELINE, DvcRepo, make_plain, square_mask, write_png
+from conftest import SOURCE, TINY_PIPELINE, DvcRepo, make_plain, square_mask, write_png
 
 DOWNSTREAM = {"prepare", "preprocess", "train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report"}
 
@@ -38,16 +38,16 @@ def origin(tmp_path_factory):
 
 
 def test_no_tracked_file_names_the_source_or_the_checkout(origin):
-    """Only the params themselves (params.yaml, and their values recorded in dvc.lock) name the source."""
+    """Only the params themselves (params.yaml, and their values recorded in the lock files) name the source."""
     repo, source = origin
     tracked = repo.run("git", "ls-files").stdout.split() + ["data/prepared/manifest.csv", "data/prepared/summary.json"]
     assert "data/source.json" in tracked
     for name in tracked:
         text = (repo.root / name).read_text(errors="ignore")
-        if name not in ("params.yaml", "dvc.lock"):
+        if name not in ("params.yaml", "dvc.lock", "data/dvc.lock"):
             assert str(source) not in text and str(repo.root) not in text, name
-    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
-    paths = [entry["path"] for stage in lock["stages"].values() for key in ("deps", "outs") for entry in stage.get(key, [])]
+    locks = [yaml.safe_load((repo.root / name).read_text()) for name in ("dvc.lock", "data/dvc.lock")]
+    paths = [entry["path"] for lock in locks for stage in lock["stages"].values() for key in ("deps", "outs") for entry in stage.get(key, [])]
     assert paths and not [path for path in paths if path.startswith("/") or ".." in path]
 
 
@@ -61,7 +61,7 @@ def test_clone_without_the_source_reproduces_every_stage_from_the_remote(origin,
     try:
         teammate.run("dvc", "pull")
         result = teammate.run("dvc", "repro")
-        assert ran(result) == {"source"}, result.stdout
+        assert ran(result) == {SOURCE}, result.stdout
         notices = [line for line in (result.stdout + result.stderr).splitlines() if str(source) in line]
         assert len(notices) == 1 and notices[0].startswith("notice: ") and "Traceback" not in result.stderr
         metrics = "metrics/runs/unet-dice-seed0-fold0.json"
@@ -78,17 +78,17 @@ def test_clone_without_the_source_reproduces_every_stage_from_the_remote(origin,
 
 def test_relabelled_mask_re_runs_prepare_and_what_depends_on_it_and_nothing_else(origin):
     repo, source = origin
-    assert ran(repo.run("dvc", "repro")) == {"source"}
+    assert ran(repo.run("dvc", "repro")) == {SOURCE}
     assert "prepare" not in repo.run("dvc", "status").stdout
     before = json.loads((repo.root / "data" / "source.json").read_text())
     relabelled = square_mask()
     relabelled[30:40, 30:40] = 255
     write_png(source / "masks" / "img3.png", relabelled)
-    assert ran(repo.run("dvc", "repro", "-s", "source")) == {"source"}
+    assert ran(repo.run("dvc", "repro", "-s", SOURCE)) == {SOURCE}
     status = repo.run("dvc", "status").stdout
     assert re.search(r"^prepare:\n\s+changed deps:\n\s+modified:\s+data/source.json", status, re.MULTILINE), status
     assert json.loads((repo.root / "data" / "source.json").read_text())["sha256"] != before["sha256"]
-    assert ran(repo.run("dvc", "repro")) == {"source"} | DOWNSTREAM
+    assert ran(repo.run("dvc", "repro")) == {SOURCE} | DOWNSTREAM
     copied = np.asarray(Image.open(repo.root / "data" / "prepared" / "masks" / "img3.png"))
     assert (copied[30:40, 30:40] == 255).all()
-    assert ran(repo.run("dvc", "repro")) == {"source"}
+    assert ran(repo.run("dvc", "repro")) == {SOURCE}

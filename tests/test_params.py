@@ -3,10 +3,11 @@
 import re
 
 import pytest
+import yaml
 
 from conftest import REPO, default_params_dict, override
 from defectseg.errors import ParamsError
-from defectseg.params import load_params, parse_params
+from defectseg.params import load_data_params, load_params, parse_params
 
 
 def test_repository_params_file_is_valid():
@@ -113,3 +114,12 @@ def test_fold_count_is_the_length_of_compare_folds():
 def test_missing_params_file_is_a_clear_error(tmp_path):
     with pytest.raises(ParamsError, match="file not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_the_source_stage_checks_the_data_section_as_strictly(tmp_path):
+    raw = default_params_dict()
+    raw["data"]["source"] = 3
+    raw["data"]["extra"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"params.yaml: data.source: Input should be a valid string \(got 3\); data.extra: unknown key"):
+        load_data_params(tmp_path / "params.yaml")

@@ -35,7 +35,7 @@ def missing_deps(stages: dict) -> dict[str, list[str]]:
 
 
 def pipeline() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {name: stage for path in ("dvc.yaml", "data/dvc.yaml") for name, stage in yaml.safe_load((REPO / path).read_text())["stages"].items()}
 
 
 def test_every_stage_depends_on_every_module_it_imports():

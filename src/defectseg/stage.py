@@ -63,10 +63,11 @@ def _sha256(path: Path) -> str:
 
 
 def _declared_files(root: Path) -> tuple[set[str], set[str]]:
-    """The params files and the Python files that any stage of ``root/dvc.yaml`` names."""
-    stages = (yaml.safe_load(_read_text(root / "dvc.yaml")) or {}).get("stages", {})
+    """The params files and the Python files that any stage of ``root/dvc.yaml`` or of a
+    ``dvc.yaml`` one folder down names (paths relative to ``root``: those stages run there)."""
+    stages = [stage for path in [root / "dvc.yaml", *root.glob("*/dvc.yaml")] for stage in (yaml.safe_load(_read_text(path)) or {}).get("stages", {}).values()]
     params_files, code_files = {PARAMS_FILE}, set()
-    for stage in stages.values():
+    for stage in stages:
         for entry in stage.get("params", []):
             if isinstance(entry, dict):
                 params_files.update(entry)

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from defectseg.params import load_params
+from defectseg.params import load_data_params
 from defectseg.source_fingerprint import record_source
 from defectseg.stage import run_stage
 
 
 def main() -> None:
-    print(record_source(load_params().data, Path("data/source.json")))
+    print(record_source(load_data_params(), Path("data/source.json")))
 
 
 if __name__ == "__main__":
