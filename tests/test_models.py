@@ -195,3 +195,15 @@ def test_torchvision_segmentation_imports_in_a_fresh_interpreter():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_a_full_resolution_branch_feeds_the_decoders_last_level_from_the_pixels():
+    torch.manual_seed(0)
+    model = MobileNetUNet(4, full_resolution_width=6)
+    images = torch.randn(2, 1, 40, 56, requires_grad=True)
+    logits = model(images)
+    assert logits.shape == (2, 1, 40, 56)
+    assert model.decoder[-1][0].in_channels == 4 * 2 + 6, "the last level takes the level above and the branch"
+    logits[:, :, 5, 5].sum().backward()
+    assert model.full_resolution[0].weight.grad.abs().sum() > 0
+    assert MobileNetUNet(4).full_resolution is None

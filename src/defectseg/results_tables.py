@@ -38,7 +38,7 @@ CLASSES = ("blowhole", "break", "crack", "fray", "uneven")
 def pipeline_stages(compare: CompareParams) -> set[str]:
     """The names of the stages a pipeline with this ``compare`` section has (``dvc.yaml``'s matrix)."""
     arms = {f"{model}-{loss}-{seed}-{fold}" for model, loss, seed, fold in itertools.product(compare.models, compare.losses, compare.seeds, compare.folds)}
-    return {"source", "prepare", "preprocess", "report"} | {f"{kind}@{arm}" for kind in ("train", "evaluate") for arm in arms}
+    return {"prepare", "preprocess", "report"} | {f"{kind}@{arm}" for kind in ("train", "evaluate") for arm in arms}
 
 
 def code_hashes(lock: dict, stages: set[str]) -> dict[str, str]:
