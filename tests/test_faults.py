@@ -40,18 +40,19 @@ def repo(tmp_path_factory):
     return repo
 
 
-# The source stage's fingerprint of a readable source: whole, written before prepare checks the pairs.
-SOURCE_FINGERPRINT = "data/source.json"
+# The source stage's fingerprint of a readable source (whole, written before prepare checks the
+# pairs), its definition and its lock: what data/ may hold after a failed prepare.
+KEPT = {"data/source.json", "data/dvc.yaml", "data/dvc.lock"}
 
 
 def leftovers(repo) -> list[str]:
-    """Anything under data/, models/ or metrics/ (hidden temporaries included) but the source fingerprint."""
+    """Anything under data/, models/ or metrics/ (hidden temporaries included) but the source stage's files."""
     found = []
     for top in ("data", "models", "metrics"):
         folder = repo.root / top
         if folder.exists():
             found += [str(p.relative_to(repo.root)) for p in folder.rglob("*") if p.name != ".gitignore"]
-    return [name for name in found if name != SOURCE_FINGERPRINT]
+    return [name for name in found if name not in KEPT]
 
 
 def assert_fails_cleanly(repo, needle: str, *targets: str) -> str:
@@ -205,7 +206,7 @@ def test_bad_params_fail_naming_the_key(repo, overrides, needle):
 
 
 def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_path):
-    repo.run("rm", "-rf", "data", "models", "metrics/runs")
+    repo.run("rm", "-rf", "data/prepared", "data/preprocessed", "data/source.json", "data/dvc.lock", "models", "metrics/runs")
     source = make_plain(tmp_path / "six", n=6)
     repo.set_params(**{"data.source": str(source)})
     line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave val and test empty")
