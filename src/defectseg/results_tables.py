@@ -190,7 +190,7 @@ def render(folder: Path, root: Path, history: bool = False) -> str:
     record_path = root / folder / "provenance.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
     lines = [
-        "| arm | pooled IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget | crack | blowhole | runs converged |",
+        "| arm | pooled IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget | crack IoU / recall | blowhole IoU / recall | runs converged |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = table.get("runs", {})
@@ -202,11 +202,16 @@ def render(folder: Path, root: Path, history: bool = False) -> str:
             f"| {row['detection_recall']:.3f}{_interval(row.get('detection_recall_interval'))} "
             f"| {_number(row['false_alarm_rate'])}{_interval(row.get('false_alarm_rate_interval'))} "
             f"| {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} "
-            f"| {_number(row['per_class_iou'].get('crack'))} | {_number(row['per_class_iou'].get('blowhole'))} | {converged} |"
+            f"| {_class_figures(row, 'crack')} | {_class_figures(row, 'blowhole')} | {converged} |"
         )
     lines += ["", *(f"- {v['verdict']}" for v in table["verdicts"])] if table["verdicts"] else []
     lines += ["", _provenance_line(record, table, root, history), ""]
     return "\n".join(lines)
+
+
+def _class_figures(row: dict, name: str) -> str:
+    """One class's IoU and image recall ("n/a" where the report predates per-class recall)."""
+    return f"{_number(row['per_class_iou'].get(name))} / {_number(row.get('per_class_recall', {}).get(name))}"
 
 
 def _rewritten(text: str, root: Path) -> str:
