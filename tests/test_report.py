@@ -313,4 +313,10 @@ def test_the_report_sets_each_arms_false_alarm_interval_beside_the_budget(fixtur
     report = (fixture_runs / "reports" / "report.md").read_text()
     (line,) = [line for line in report.splitlines() if line.startswith("False-alarm budget 5%")]
     assert re.search(r"unet-bce 0\.200 \[0\.\d{3}, 0\.\d{3}\]: (over it|the interval spans it)", line), line
-    assert "the 80% upper confidence bound (Clopper-Pearson) of val's false-alarm rate stays within 5%" in report
+    assert "gets an empty mask) set so that the 80% upper confidence bound (Clopper-Pearson) of val's false-alarm rate stays within 5%" in report
+
+
+def test_the_gate_sentence_reads_once_for_a_point_budget(fixture_runs):
+    build(fixture_runs, **{"evaluate.max_false_alarm_rate": 0.05, "evaluate.false_alarm_confidence": 0})
+    report = (fixture_runs / "reports" / "report.md").read_text()
+    assert "gets an empty mask) that lets at most 5% of val's defect-free images through." in report

@@ -275,7 +275,7 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         "",
         "Each run's decision is chosen on its val part and then applied unchanged to its test part: "
         f"the pixel threshold that maximises {_OBJECTIVE_TEXT[evaluate.threshold_objective]}, and an image gate (an image whose score, "
-        f"{_score_text(evaluate.image_score_share, _head_models(params), params.compare.models)}, is under it gets an empty mask) that lets at most "
+        f"{_score_text(evaluate.image_score_share, _head_models(params), params.compare.models)}, is under it gets an empty mask) "
         f"{_gate_budget_text(evaluate)}. "
         + (f"Predicted regions smaller than {evaluate.min_region_share:.2%} of the image area are dropped. " if evaluate.min_region_share else "")
         + ("Probabilities are averaged over the image and its horizontal and vertical mirror images. " if evaluate.flip_tta else ""),
