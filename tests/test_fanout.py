@@ -6,7 +6,9 @@ assembles (``defectseg assemble``); the remote is a local folder or an SSH serve
 output is on the remote: the workers' runs must give the very bytes it names) and a new one
 (a params commit no machine has run). Each assembly trains and evaluates nothing and writes
 the report one machine running everything wrote, byte for byte; an assembly tried before
-every arm was pushed fails at once, naming the missing arm, and trains nothing.
+every arm was pushed fails at once, naming the missing arm, and trains nothing. The default
+run takes the committed comparison over the local remote and the new one over SSH (the two
+remotes, the two comparisons); ``pytest -m slow`` adds the other two pairs.
 """
 
 import re
@@ -87,8 +89,17 @@ def ran_arms(output: str) -> set[str]:
     return {name for name in re.findall(r"Running stage '([^']+)'", output) if name.startswith(("train@", "evaluate@"))}
 
 
-@pytest.mark.parametrize("kind", ["local", "ssh"])
-def test_two_workers_and_an_assembler_give_the_one_machine_report_for_the_committed_and_a_new_comparison(origin, tmp_path, kind, request):
+@pytest.mark.parametrize(
+    ("kind", "comparison"),
+    [
+        ("local", "committed"),
+        ("ssh", "new"),
+        # the other two pairs add no DVC path the two above do not take; `pytest -m slow` runs them
+        pytest.param("local", "new", marks=pytest.mark.slow),
+        pytest.param("ssh", "committed", marks=pytest.mark.slow),
+    ],
+)
+def test_two_workers_and_an_assembler_give_the_one_machine_report(origin, tmp_path, kind, comparison, request):
     repo, branch, committed, new = origin
     if kind == "local":
         remote, secret = str(tmp_path / "store"), {}
@@ -98,10 +109,10 @@ def test_two_workers_and_an_assembler_give_the_one_machine_report_for_the_commit
     workers = [machine(repo, tmp_path / f"worker{i}", remote, secret) for i in (1, 2)]
     assembler = machine(repo, tmp_path / "assembler", remote, secret)
 
-    assert_assembled(fan_out(workers, assembler), assembler, committed)
-    assert assembler.run("git", "status", "--porcelain", "reports", "metrics/headline.json").stdout == ""
-
+    if comparison == "committed":
+        assert_assembled(fan_out(workers, assembler), assembler, committed)
+        assert assembler.run("git", "status", "--porcelain", "reports", "metrics/headline.json").stdout == ""
+        return
     for clone in (*workers, assembler):
         clone.run("git", "checkout", "-q", branch)
-    assert_assembled(fan_out(workers, assembler, early_assembly=kind == "local"), assembler, new)
-
+    assert_assembled(fan_out(workers, assembler, early_assembly=True), assembler, new)

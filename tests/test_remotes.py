@@ -98,22 +98,3 @@ def test_s3_remote_round_trip(origin, tmp_path, s3_server):
         origin, tmp_path, "s3", "s3://defects/store", {"endpointurl": s3_server, "region": "us-east-1"},
         {"access_key_id": "test", "secret_access_key": "test"},
     )  # fmt: skip
-
-
-def test_run_cache_lets_a_teammate_skip_training(origin, tmp_path):
-    origin.run("dvc", "remote", "add", "--force", "--default", "team", str(tmp_path / "store"))
-    origin.commit("team remote")
-    origin.run("dvc", "push")
-    origin.set_params(**{"losses.dice.smooth": 3.0})
-    origin.run("dvc", "repro")
-    origin.run("dvc", "push", "--run-cache")
-    origin.run("git", "checkout", "params.yaml", "dvc.lock", "metrics", "reports")
-    origin.run("dvc", "checkout")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
-    teammate = DvcRepo(clone, create=False)
-    teammate.run("dvc", "pull", "--run-cache")
-    teammate.set_params(**{"losses.dice.smooth": 3.0})
-    result = teammate.run("dvc", "repro", "--pull")
-    assert "Running stage 'train@unet-dice-0-0'" not in result.stdout
-    assert "Stage 'train@unet-dice-0-0' is cached" in result.stdout

@@ -20,7 +20,7 @@ STAGE = "train@unet-bce-0-0"
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> DvcRepo:
     repo = DvcRepo(tmp_path_factory.mktemp("guard"))
-    repo.set_params(**{**TINY_PIPELINE, "compare.losses": ["bce"], "train.epochs": 30})
+    repo.set_params(**{**TINY_PIPELINE, "compare.losses": ["bce"], "train.epochs": 12})
     repo.commit("tiny pipeline, one long arm")
     repo.run("dvc", "repro", "preprocess")
     return repo
