@@ -35,13 +35,6 @@ def pytest_configure(config):
         tempfile.tempdir = None
 
 
-def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker more than there are cores. Most long tests wait on DVC, git
-    and server subprocesses, which left about 0.4 of the 2 cores idle with one worker per
-    core (17.3 CPU-minutes in a 10.9-minute run)."""
-    return (os.cpu_count() or 1) + 1
-
-
 def pytest_collection_modifyitems(items):
     """Files that drive a real git + DVC repository (they import ``DvcRepo``) run first.
 
