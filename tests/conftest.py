@@ -35,15 +35,6 @@ def pytest_configure(config):
         tempfile.tempdir = None
 
 
-def pytest_collection_modifyitems(items):
-    """Files that drive a real git + DVC repository (they import ``DvcRepo``) run first.
-
-    Each takes tens of seconds to minutes of subprocesses; pytest-xdist hands out files in
-    this order, so with the long ones first the two workers end together instead of one
-    finishing a long file alone. Within each group, the order stays as collected."""
-    items.sort(key=lambda item: "DvcRepo" not in vars(item.module))
-
-
 def default_params_dict() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
