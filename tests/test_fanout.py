@@ -59,7 +59,7 @@ def fan_out(workers: list[DvcRepo], assembler: DvcRepo, early_assembly: bool = F
     that fails at once, naming the arm nobody ran, and trains nothing."""
     for index, worker in enumerate(workers, start=1):
         if early_assembly and index == len(workers):
-            assert_missing_arm_named(assembler, "train@unet-dice-0-0")
+            assert_missing_arm_named(assembler, "train@unet-dice-0-0", "unet-dice-seed0-fold0")
         result = worker.run("defectseg", "worker", "--slice", f"{index}/{len(workers)}")
         trained = {name.removeprefix("train@") for name in ran(result) if name.startswith("train@")}
         assert len(trained) == 1, result.stdout
@@ -67,12 +67,13 @@ def fan_out(workers: list[DvcRepo], assembler: DvcRepo, early_assembly: bool = F
     return result.stdout
 
 
-def assert_missing_arm_named(assembler: DvcRepo, stage: str) -> None:
+def assert_missing_arm_named(assembler: DvcRepo, stage: str, run: str) -> None:
     result = assembler.run("defectseg", "assemble", check=False)
     assert result.returncode != 0
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: train@")]
     assert line.startswith(f"error: {stage}: no run of it in DVC's run-cache")
     assert "epoch 1/" not in result.stderr
+    assert not (assembler.root / "models" / run / "model.pt").exists()
 
 
 def assert_assembled(output: str, assembler: DvcRepo, report: bytes) -> None:
