@@ -6,7 +6,7 @@ Prepares and preprocesses the data once per preprocess setting (the single split
 for each lever (a name and its params overrides, applied after the configs) trains one
 run with the project's own ``train_run`` and scores its val split at each image's own
 size, as evaluate does: pooled IoU, mean image IoU, recall at the false-alarm budget,
-image AUROC, crack and blowhole IoU (and IoU and recall without flip test-time
+image AUROC, each class's IoU (and IoU and recall with and without flip test-time
 augmentation), minutes of training, and whether it converged (``convergence``). The test split is never read. Each lever's row goes to
 ``OUT/<name>/val.json`` and its val probability maps to ``OUT/<name>/val_maps.npz``
 and, from a model with an image head, its val head probabilities (for choosing the image
@@ -104,6 +104,7 @@ def main() -> None:
         minutes = (time.perf_counter() - start) / 60
         metrics, native = score_val(folder / "model", pairs, manifest, params, params.evaluate.flip_tta)
         plain, _ = score_val(folder / "model", pairs, manifest, params, False)
+        flipped, _ = score_val(folder / "model", pairs, manifest, params, True)
         history = val_history(folder / "live")
         row = {
             "lever": name,
@@ -111,10 +112,11 @@ def main() -> None:
             "mean_image_iou": metrics["mean_image_iou"],
             "recall_at_fa": metrics["recall_at_false_alarm_rate"],
             "image_auroc": metrics["image_auroc"],
-            "crack": metrics["per_class_iou"].get("crack"),
-            "blowhole": metrics["per_class_iou"].get("blowhole"),
+            **{name: metrics["per_class_iou"].get(name) for name in ("crack", "blowhole", "uneven", "break", "fray")},
             "val_iou_without_tta": plain["iou"],
             "recall_at_fa_without_tta": plain["recall_at_false_alarm_rate"],
+            "val_iou_with_tta": flipped["iou"],
+            "recall_at_fa_with_tta": flipped["recall_at_false_alarm_rate"],
             "train_minutes": round(minutes, 1),
             "best_epoch_val_iou": float(history.max()),
             **convergence(history, params.train.epochs),

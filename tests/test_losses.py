@@ -26,22 +26,54 @@ def test_bce_pos_weight_scales_defect_pixels_only():
     assert bce_loss(logits, target, pos_weight=3.0).item() == pytest.approx((3 * math.log(2) + math.log(2)) / 2, rel=1e-6)
 
 
-def test_dice_is_zero_for_perfect_full_and_perfect_empty_masks():
+def test_dice_is_zero_for_a_perfect_prediction():
     assert dice_loss(t([[[BIG] * 4]]), t([[[1.0] * 4]])).item() == pytest.approx(0.0, abs=1e-6)
-    assert dice_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]])).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_dice_on_empty_mask_with_half_probabilities():
+def test_dice_per_image_scores_an_empty_prediction_on_an_empty_tile_as_perfect():
+    # the flaw the image reduction keeps: nothing predicted on a defect-free tile is a free 0 loss
+    assert dice_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]]), reduction="image").item() == pytest.approx(0.0, abs=1e-6)
     # intersection 0, sum of probabilities 2, smooth 1: dice = 1 / 3
-    assert dice_loss(t([[[0.0] * 4]]), t([[[0.0] * 4]])).item() == pytest.approx(2 / 3, rel=1e-6)
+    assert dice_loss(t([[[0.0] * 4]]), t([[[0.0] * 4]]), reduction="image").item() == pytest.approx(2 / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", [dice_loss, tversky_loss])
+def test_overlap_over_defect_images_is_zero_without_gradient_on_an_all_empty_batch(loss):
+    logits = torch.randn(3, 1, 4, 4, requires_grad=True)
+    value = loss(logits, torch.zeros(3, 1, 4, 4), reduction="defect_images")
+    value.backward()
+    assert value.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_dice_over_defect_images_averages_only_the_images_that_hold_a_defect():
+    # image 0: p = 0.5 on its 4 defect pixels: tp 2, fp 0, fn 2 -> dice (4 + 1) / (4 + 2 + 1) = 5/7;
+    # image 1: defect-free with anything predicted on it, which must not move the loss
+    target = t([[[1.0] * 4], [[0.0] * 4]])
+    for empty_logit in (-BIG, 0.0, BIG):
+        logits = t([[[0.0] * 4], [[empty_logit] * 4]])
+        assert dice_loss(logits, target, reduction="defect_images").item() == pytest.approx(1 - 5 / 7, rel=1e-5)
+
+
+def test_dice_over_the_batch_charges_false_positives_on_a_defect_free_image():
+    target = t([[[1.0] * 4], [[0.0] * 4]])
+    clean = dice_loss(t([[[BIG] * 4], [[-BIG] * 4]]), target, reduction="batch").item()
+    # 4 false positives on the empty image: (2*4 + 1) / (4 + 4 + 4 + 1) = 9/13
+    flagged = dice_loss(t([[[BIG] * 4], [[BIG] * 4]]), target, reduction="batch").item()
+    assert clean == pytest.approx(0.0, abs=1e-6) and flagged == pytest.approx(1 - 9 / 13, rel=1e-5)
 
 
 def test_dice_per_image_averages_images_and_batch_mode_pools_them():
     logits = t([[[BIG] * 4], [[0.0] * 4]])
     target = t([[[1.0] * 4], [[0.0] * 4]])
     # per image: dice 1 and 1/3, mean 2/3 -> loss 1/3; pooled: (2*4 + 1) / (4 + 4 + 2 + 1) = 9/11
-    assert dice_loss(logits, target, per_image=True).item() == pytest.approx(1 / 3, rel=1e-5)
-    assert dice_loss(logits, target, per_image=False).item() == pytest.approx(2 / 11, rel=1e-5)
+    assert dice_loss(logits, target, reduction="image").item() == pytest.approx(1 / 3, rel=1e-5)
+    assert dice_loss(logits, target, reduction="batch").item() == pytest.approx(2 / 11, rel=1e-5)
+
+
+def test_tversky_over_defect_images_ignores_the_defect_free_image():
+    # p = 0.5 on image 0 with 2 of 4 pixels defect: tp 1, fp 1, fn 1 -> 1 - 2/3; image 1 is empty
+    logits, target = t([[[0.0] * 4], [[BIG] * 4]]), t([[[1.0, 1.0, 0.0, 0.0]], [[0.0] * 4]])
+    assert tversky_loss(logits, target, alpha=0.3, beta=0.7).item() == pytest.approx(1 - 2 / 3, rel=1e-6)
 
 
 def test_dice_bce_is_the_weighted_sum():
@@ -67,8 +99,8 @@ def test_tversky_matches_hand_value():
     assert value.item() == pytest.approx(1 - 2 / 3, rel=1e-6)
 
 
-def test_tversky_is_zero_on_empty_mask_and_empty_prediction():
-    assert tversky_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]])).item() == pytest.approx(0.0, abs=1e-6)
+def test_tversky_per_image_is_zero_on_empty_mask_and_empty_prediction():
+    assert tversky_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]]), reduction="image").item() == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", ["bce", "dice", "dicebce", "focal", "tversky"])

@@ -234,13 +234,16 @@ class TrainParams(Section):
         return self
 
 
+OverlapReduction = Literal["defect_images", "batch", "image"]
+
+
 class BceParams(Section):
     pos_weight: PositiveFloat
 
 
 class DiceParams(Section):
     smooth: PositiveFloat
-    per_image: bool
+    reduction: OverlapReduction
 
 
 class DiceBceParams(Section):
@@ -248,7 +251,7 @@ class DiceBceParams(Section):
     bce_weight: NonNegativeFloat
     pos_weight: PositiveFloat
     smooth: PositiveFloat
-    per_image: bool
+    reduction: OverlapReduction
 
 
 class FocalParams(Section):
@@ -260,7 +263,7 @@ class TverskyParams(Section):
     alpha: Fraction
     beta: Fraction
     smooth: PositiveFloat
-    per_image: bool
+    reduction: OverlapReduction
 
 
 class LossesParams(Section):

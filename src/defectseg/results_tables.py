@@ -164,14 +164,17 @@ def render_levers(folder: Path, root: Path, history: bool = False) -> str:
     """The lever table of ``bench/levers.py`` (val split only) for ``levers.json`` in ``folder``."""
     record = json.loads((root / folder / "levers.json").read_text())
     lines = [
-        "| lever | val pooled IoU | mean image IoU | recall at 5% false alarms | image AUROC | crack | blowhole | IoU / recall without flip TTA | best val IoU in training | converged | training min |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| lever | val pooled IoU | mean image IoU | recall at 5% false alarms | image AUROC | crack | blowhole | uneven | break | fray "
+        "| IoU / recall without flip TTA | IoU / recall with flip TTA | best val IoU in training | converged | training min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for row in record["rows"]:
         converged = "yes" if row["converged"] else f"no (+{row['tail_gain']:.3f})" if row["tail_gain"] is not None else "n/a"
+        classes = " | ".join(_number(row.get(name)) for name in ("crack", "blowhole", "uneven", "break", "fray"))
         lines.append(
-            f"| {row['lever']} | {row['val_iou']:.3f} | {_number(row.get('mean_image_iou'))} | {_number(row['recall_at_fa'])} | {_number(row['image_auroc'])} | {_number(row['crack'])} "
-            f"| {_number(row['blowhole'])} | {row['val_iou_without_tta']:.3f} / {_number(row['recall_at_fa_without_tta'])} "
+            f"| {row['lever']} | {row['val_iou']:.3f} | {_number(row.get('mean_image_iou'))} | {_number(row['recall_at_fa'])} | {_number(row['image_auroc'])} | {classes} "
+            f"| {row['val_iou_without_tta']:.3f} / {_number(row['recall_at_fa_without_tta'])} "
+            f"| {_number(row.get('val_iou_with_tta'))} / {_number(row.get('recall_at_fa_with_tta'))} "
             f"| {row['best_epoch_val_iou']:.3f} | {converged} | {row['train_minutes']:.1f} |"
         )
     runs = sorted({(row["date"], row["machine"], row["commit"][:10]) for row in record["rows"]})
