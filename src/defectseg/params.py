@@ -224,6 +224,7 @@ class TrainParams(Section):
     loader_workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)]
     threads: Literal["auto"] | Annotated[int, Field(ge=1, le=256)]
     processes: Annotated[int, Field(ge=1, le=64)]
+    nodes: Annotated[int, Field(ge=1, le=64)]
     precision: Literal["fp32", "bf16"]
     channels_last: bool
     augment: AugmentParams

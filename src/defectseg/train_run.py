@@ -59,7 +59,7 @@ def train_run(params: Params, run: Run, pairs_dir: Path, manifest_path: Path, mo
                 live.summary["cost/train_tflop"] = round(result["flops"] / 1e12, 3)
     finally:
         leave(world)
-    summary = {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"]), "rank": world.rank}
+    summary = {"best_epoch": best["epoch"], "best_val_iou": best["val_iou"], "epochs": len(result["history"]), "writer": world.is_main}
     if not world.is_main:
         return summary
     # how inference resizes a new tile (inference.model_input): to the one input size, or by the scale

@@ -34,7 +34,7 @@ from defectseg.augment import build_augment
 from defectseg.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.code_fingerprint import changed_modules
 from defectseg.dataset import Normalization, SegmentationDataset, Split
-from defectseg.distributed import World, mean_over_processes
+from defectseg.distributed import World, mean_over_processes, same_on_every_process
 from defectseg.errors import DataError, DefectsegError
 from defectseg.inference import Compute, pick_device, predict_logits, same_size_groups
 from defectseg.copy_paste import paste_defect
@@ -267,6 +267,9 @@ def fit(spec: RunSpec, loss_fn: LossFn, train_split: Split, val_split: Split, la
         cost = Cost(resumed.get("seconds", 0.0), resumed.get("cpu_seconds", 0.0))
         if world.is_main:
             print(f"resuming after epoch {len(history)} of {spec.params.epochs}", file=sys.stderr)
+    if not same_on_every_process(len(history), world):
+        raise TrainingError(f"{last_path}: the processes would resume after different epochs (a node lacks this resume state): "
+                            "copy it to every node, or delete it on all of them to start over")
     for row in history:
         _log_epoch(live, row)
 

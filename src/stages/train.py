@@ -12,13 +12,13 @@ from defectseg.train_run import train_run
 def main() -> None:
     run = run_arguments(__doc__)
     params = load_params()
-    processes = params.train_for(run.model).processes
-    if processes > 1 and not launched_by_torchrun():
-        relaunch_under_torchrun(processes)
+    train = params.train_for(run.model)
+    if (train.processes > 1 or train.nodes > 1) and not launched_by_torchrun():
+        relaunch_under_torchrun(train.processes, train.nodes, run.name)
     summary = train_run(
         params, run, Path("data/preprocessed"), Path("data/prepared/manifest.csv"), Path("models") / run.name, Path("dvclive") / run.name
     )
-    if summary["rank"] == 0:
+    if summary["writer"]:
         print(f"{run.name}: best val IoU {summary['best_val_iou']:.4f} at epoch {summary['best_epoch']}; trained in {summary['minutes']:.1f} min")
 
 
