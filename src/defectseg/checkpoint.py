@@ -51,7 +51,7 @@ def load_checkpoint(path: Path) -> dict:
         culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(exc))
         detail = f": {culprit.group(1)}" if culprit else ""
         raise DataError(path, f"refused: holds pickled objects, not plain weights{detail}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # a damaged archive fails anywhere in unpickling (IndexError, KeyError, EOFError, RuntimeError, ...)
         raise DataError(path, f"not a readable checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise DataError(path, f"not a defectseg checkpoint (holds a {type(state).__name__})")
