@@ -7,8 +7,8 @@ output is on the remote: the workers' runs must give the very bytes it names) an
 (a params commit no machine has run). Each assembly trains and evaluates nothing and writes
 the report one machine running everything wrote, byte for byte; an assembly tried before
 every arm was pushed fails at once, naming the missing arm, and trains nothing. The default
-run takes the committed comparison over the local remote and the new one over SSH (the two
-remotes, the two comparisons); ``pytest -m slow`` adds the other two pairs. The same fan-out
+run takes the new comparison over SSH by hand, and the committed one over a local remote
+through SLURM (the two remotes, the two comparisons); ``pytest -m slow`` adds the other pairs. The same fan-out
 submitted to a real SLURM controller and node on 127.0.0.1 (``cluster/slurm/submit.sh``): a
 two-task job array of workers and an assembly that waits for both.
 """
@@ -99,9 +99,10 @@ def ran_arms(output: str) -> set[str]:
 @pytest.mark.parametrize(
     ("kind", "comparison"),
     [
-        ("local", "committed"),
         ("ssh", "new"),
-        # the other two pairs add no DVC path the two above do not take; `pytest -m slow` runs them
+        # the SLURM test below takes the committed comparison over a local remote through the same
+        # workers and assembly; the other pairs add no DVC path these two do not take; `pytest -m slow` runs them
+        pytest.param("local", "committed", marks=pytest.mark.slow),
         pytest.param("local", "new", marks=pytest.mark.slow),
         pytest.param("ssh", "committed", marks=pytest.mark.slow),
     ],
