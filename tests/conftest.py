@@ -146,6 +146,17 @@ class DvcRepo:
         self.run("git", "commit", "-q", "-m", message)
 
 
+def teammate_clone(origin: DvcRepo, folder: Path, remote: str, settings: dict[str, str]) -> DvcRepo:
+    """A fresh clone of ``origin`` in ``folder`` with ``remote`` as its default DVC remote and
+    ``settings`` on it, all in ``.dvc/config.local``, as a teammate sets them."""
+    subprocess.run(["git", "clone", "-q", str(origin.root), str(folder)], check=True)
+    clone = DvcRepo(folder, create=False)
+    clone.run("dvc", "remote", "add", "--local", "--default", "team", remote)
+    for key, value in settings.items():
+        clone.run("dvc", "remote", "modify", "--local", "team", key, value)
+    return clone
+
+
 @pytest.fixture
 def dvc_repo(tmp_path: Path) -> DvcRepo:
     root = tmp_path / "project"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_PIPELINE, DvcRepo, command_env, free_port, ran, unavailable
+from conftest import REPO, TINY_PIPELINE, DvcRepo, command_env, free_port, ran, teammate_clone, unavailable
 
 ARMS = {"unet-bce-0-0", "unet-dice-0-0"}
 NEW_PARAMS = {"train.lr": 0.002}
@@ -49,12 +49,8 @@ def origin(tmp_path_factory) -> tuple[DvcRepo, str, bytes, bytes]:
 
 def machine(origin: DvcRepo, folder: Path, remote: str, secret: dict) -> DvcRepo:
     """A fresh clone of ``origin`` at the committed comparison, its default remote set as a teammate sets it."""
-    subprocess.run(["git", "clone", "-q", str(origin.root), str(folder)], check=True)
-    clone = DvcRepo(folder, create=False)
+    clone = teammate_clone(origin, folder, remote, secret)
     clone.run("git", "checkout", "-q", "HEAD~1")
-    clone.run("dvc", "remote", "add", "--local", "--default", "team", remote)
-    for key, value in secret.items():
-        clone.run("dvc", "remote", "modify", "--local", "team", key, value)
     return clone
 
 
@@ -175,8 +171,7 @@ def wait_for_jobs(jobs: list[str], env: dict, seconds: float = 900) -> dict[str,
     while subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], env=env, capture_output=True, text=True).stdout.strip():
         assert time.monotonic() < deadline, "the SLURM jobs did not end"
         time.sleep(1)
-    shown = subprocess.run(["scontrol", "-o", "show", "job", *jobs[:1]], env=env, capture_output=True, text=True).stdout
-    shown += "".join(subprocess.run(["scontrol", "-o", "show", "job", job], env=env, capture_output=True, text=True).stdout for job in jobs[1:])
+    shown = "".join(subprocess.run(["scontrol", "-o", "show", "job", job], env=env, capture_output=True, text=True).stdout for job in jobs)
     return dict(re.findall(r"JobId=(\S+) .*?JobState=(\S+)", shown))
 
 

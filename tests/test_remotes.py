@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_PIPELINE, DvcRepo, changed, free_port, gray, ran, unavailable, wait_for_port, write_png
+from conftest import TINY_PIPELINE, DvcRepo, changed, free_port, gray, ran, teammate_clone, unavailable, wait_for_port, write_png
 
 BIN = Path(sys.executable).parent
 
@@ -114,12 +114,7 @@ def locked_md5(repo: DvcRepo, path: str) -> str:
 
 def teammate(origin: DvcRepo, folder: Path, store: Path, **settings: str) -> DvcRepo:
     """A fresh clone of ``origin`` with ``store`` as its default remote (set locally, as a teammate sets it)."""
-    subprocess.run(["git", "clone", "-q", str(origin.root), str(folder)], check=True)
-    clone = DvcRepo(folder, create=False)
-    clone.run("dvc", "remote", "add", "--local", "--default", "team", str(store))
-    for key, value in settings.items():
-        clone.run("dvc", "remote", "modify", "--local", "team", key, value)
-    return clone
+    return teammate_clone(origin, folder, str(store), settings)
 
 
 def publish(origin: DvcRepo, store: Path) -> None:
