@@ -10,8 +10,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 from defectseg.errors import DefectsegError
+from defectseg.params import LossName, ModelName, load_params
 from defectseg.stage import run_stage
 
 
@@ -62,8 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     names.add_argument("--name", help="the experiment and reports/ folder name (default: compare-<date>-<time>)")
     names.add_argument("--remake", metavar="NAME", help="re-make reports/NAME from DVC's run-cache after a change to the report's code, training nothing")
     join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
-    for flag, kind in (("--model", str), ("--loss", str), ("--seed", int), ("--fold", int)):
-        join.add_argument(flag, type=kind, required=True, help=f"the run's {flag[2:]}, as in its train@ stage's command")
+    join.add_argument("--model", choices=get_args(ModelName), required=True, help="the run's model, as in its train@ stage's command")
+    join.add_argument("--loss", choices=get_args(LossName), required=True, help="the run's loss, as in its train@ stage's command")
+    for flag in ("--seed", "--fold"):
+        join.add_argument(flag, type=int, required=True, help=f"the run's {flag[2:]}, as in its train@ stage's command")
     join.add_argument("--node-rank", type=int, default=1, help="this node's number, 1 to train.nodes - 1 (c10d may number the nodes otherwise)")
     return parser
 
@@ -90,7 +94,6 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _cache_weights(args: argparse.Namespace) -> None:
-    from defectseg.params import load_params
     from defectseg.pretrained import seed_cache
 
     settings = getattr(load_params(args.params).models, args.model, None)
@@ -136,11 +139,16 @@ def _compare(args: argparse.Namespace) -> None:
 
 def _join_training(args: argparse.Namespace) -> None:
     from defectseg.distributed import torchrun_command
-    from defectseg.params import load_params
     from defectseg.runs import Run
 
     run = Run(args.model, args.loss, args.seed, args.fold)
-    train = load_params().train_for(run.model)
+    params = load_params()
+    matrix = params.compare
+    if run.model not in matrix.models or run.loss not in matrix.losses or run.seed not in matrix.seeds or run.fold not in matrix.folds:
+        raise DefectsegError(
+            f"params.yaml: {run.name} is not a run of this comparison (compare.models {matrix.models}, losses {matrix.losses}, seeds {matrix.seeds}, folds {matrix.folds})"
+        )
+    train = params.train_for(run.model)
     if train.nodes == 1:
         raise DefectsegError("params.yaml: train.nodes is 1: this training spans no other node")
     if not 1 <= args.node_rank < train.nodes:
