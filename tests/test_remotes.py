@@ -20,18 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_PIPELINE, DvcRepo, changed, free_port, gray, ran, teammate_clone, unavailable, wait_for_port, write_png
+from conftest import DvcRepo, changed, copy_of_tiny_reproduced, free_port, gray, ran, teammate_clone, unavailable, wait_for_port, write_png
 
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory) -> DvcRepo:
-    repo = DvcRepo(tmp_path_factory.mktemp("origin"))
-    repo.set_params(**TINY_PIPELINE, **{"compare.losses": ["dice"]})
-    repo.commit("tiny pipeline")
-    repo.run("dvc", "repro")
-    repo.commit("reproduced")
+def origin(tiny_reproduced, tmp_path_factory) -> DvcRepo:
+    """The tiny three-loss pipeline, reproduced and committed: a team's committed comparison."""
+    repo, _ = copy_of_tiny_reproduced(tiny_reproduced, tmp_path_factory.mktemp("origin"))
     return repo
 
 
@@ -85,6 +82,9 @@ def test_local_remote_round_trip(origin, tmp_path):
     round_trip(origin, tmp_path, "local", str(tmp_path / "store"), {}, {})
 
 
+# test_fanout's default SSH case pushes runs and their run-cache over SSH and pulls them into
+# fresh clones that then run nothing, as this does; `pytest -m slow` runs this one too
+@pytest.mark.slow
 def test_ssh_remote_round_trip(origin, tmp_path, sshd):
     port, user, key = sshd
     round_trip(origin, tmp_path, "ssh", f"ssh://127.0.0.1:{port}{tmp_path / 'ssh-store'}", {}, {"user": user, "keyfile": str(key)})
@@ -172,7 +172,7 @@ def test_the_recommended_gc_keeps_the_committed_runs_and_a_teammates_pushed_expe
     publish(origin, store)
     other = teammate(origin, tmp_path / "other", store)
     other.run("dvc", "pull", "--run-cache")
-    other.run("dvc", "exp", "run", "-n", "only-on-the-remote", "-S", "train.lr=0.002")
+    other.run("dvc", "exp", "run", "-n", "only-on-the-remote", "-S", "losses.dice.smooth=2.0")
     other.run("dvc", "exp", "push", "origin", "only-on-the-remote")
 
     naive = teammate(origin, tmp_path / "naive", store)
