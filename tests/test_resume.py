@@ -8,6 +8,7 @@ one-line edit there is a real change to the code that trains.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -29,13 +30,36 @@ def prepared(tmp_path_factory):
     return repo
 
 
+def reset(repo: DvcRepo) -> DvcRepo:
+    """``repo`` with its committed code and params, no trained run, and an empty DVC cache (so
+    DVC trains instead of checking out an earlier test's run)."""
+    repo.run("git", "checkout", "--", "params.yaml", "src")
+    repo.run("rm", "-rf", "models", "dvclive", "metrics/runs", "evaluation", ".dvc/cache")
+    return repo
+
+
 @pytest.fixture
 def repo(prepared):
-    """The prepared repository with its committed code and params, no trained run, and an
-    empty DVC cache (so DVC trains instead of checking out an earlier test's run)."""
-    prepared.run("git", "checkout", "--", "params.yaml", "src")
-    prepared.run("rm", "-rf", "models", "dvclive", "metrics/runs", "evaluation", ".dvc/cache")
-    return prepared
+    return reset(prepared)
+
+
+@pytest.fixture(scope="module")
+def finished_template(prepared, tmp_path_factory):
+    """A copy of the prepared repository after one finished 2-epoch run of ``STAGE`` (so no resume state)."""
+    repo = reset(prepared)
+    repo.set_params(**{"train.epochs": 2})
+    repo.run("dvc", "repro", STAGE)
+    assert not resume_state(repo).exists()
+    template = tmp_path_factory.mktemp("finished")
+    shutil.copytree(repo.root, template, symlinks=True, dirs_exist_ok=True)
+    return template
+
+
+@pytest.fixture
+def finished(finished_template, tmp_path):
+    """A fresh copy of the repository right after a finished 2-epoch run of ``STAGE``."""
+    shutil.copytree(finished_template, tmp_path / "repo", symlinks=True)
+    return DvcRepo(tmp_path / "repo", create=False)
 
 
 def resume_state(repo):
@@ -87,10 +111,8 @@ def test_killed_training_with_changed_code_starts_over_with_a_warning(repo):
     assert "last.pt: saved by other code (defectseg/losses.py changed); training from scratch" in warning
 
 
-def test_code_change_after_a_finished_run_trains_every_epoch_again(repo):
-    repo.set_params(**{"train.epochs": 2})
-    repo.run("dvc", "repro", STAGE)
-    assert not resume_state(repo).exists()
+def test_code_change_after_a_finished_run_trains_every_epoch_again(finished):
+    repo = finished
     edit_losses(repo)
     assert "modified:" in repo.run("dvc", "status", STAGE).stdout
     result = repo.run("dvc", "repro", STAGE)
@@ -98,10 +120,8 @@ def test_code_change_after_a_finished_run_trains_every_epoch_again(repo):
     assert "up to date" in repo.run("dvc", "status", STAGE).stdout
 
 
-def test_forced_repro_after_a_finished_run_trains_from_epoch_1(repo):
-    repo.set_params(**{"train.epochs": 2})
-    repo.run("dvc", "repro", STAGE)
-    result = repo.run("dvc", "repro", "-f", "-s", STAGE)
+def test_forced_repro_after_a_finished_run_trains_from_epoch_1(finished):
+    result = finished.run("dvc", "repro", "-f", "-s", STAGE)
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr
 
 
