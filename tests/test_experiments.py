@@ -68,6 +68,15 @@ def test_a_named_comparison_is_an_experiment_with_its_report_provenance_and_usab
     assert len(outcome.rows) == 1 and (tmp_path / "masks" / "tile.png").is_file()
 
 
+def test_a_failed_experiment_ends_in_one_line_naming_it(tiny_repo, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"compare.losses": ["bce"]}))
+    result = tiny_repo.run("defectseg", "compare", "--config", str(config), "--data", str(tmp_path / "no-such-data"), "--name", "broken", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: broken: `dvc exp run` failed (exit "), result.stderr
+    assert not (tiny_repo.root / "reports" / "broken").exists()
+
+
 def test_a_config_that_is_no_mapping_is_named(tiny_repo, tmp_path):
     config = tmp_path / "list.yaml"
     config.write_text("- compare.losses\n")

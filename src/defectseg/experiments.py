@@ -39,7 +39,9 @@ def run_experiment(name: str, overrides: dict, repo: Path = Path(".")) -> str:
     """Validate ``overrides`` against the repository's params, run the experiment, return its git ref."""
     raw = yaml.safe_load((Path(repo) / "params.yaml").read_text())
     parse_params(apply_overrides(raw, dict(overrides)), "overrides")
-    subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", name, *set_flags(overrides)], cwd=repo, check=True)
+    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", name, *set_flags(overrides)], cwd=repo)
+    if result.returncode != 0:
+        raise DefectsegError(f"{name}: `dvc exp run` failed (exit {result.returncode}); DVC's own error is above")
     return experiment_ref(name, repo)
 
 
