@@ -19,9 +19,15 @@ BN_PARTS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracke
 PHOTOS = {"chelsea": 285, "coffee": 967}
 
 
+def test_the_weights_live_outside_the_checkout_so_temporary_experiment_copies_find_them():
+    """`dvc exp run --temp` (behind `defectseg compare`) runs in a copy of the repository that holds
+    no git-ignored file: a weights path inside the checkout is missing there."""
+    assert Path(SETTINGS.weights).expanduser().is_absolute()
+
+
 @pytest.fixture(scope="module")
 def state() -> dict[str, torch.Tensor]:
-    if not Path(SETTINGS.weights).is_file():
+    if not Path(SETTINGS.weights).expanduser().is_file():
         pytest.skip(f"{SETTINGS.weights} is absent: `make weights` unpacks it (`make test` runs it first)")
     return load_weights(SETTINGS.weights, SETTINGS.weights_sha256)
 
