@@ -43,10 +43,10 @@ def pytest_configure(config):
 
 
 # The test files that take longest, longest first (184 s for test_pipeline down to 44 s for
-# test_experiments, measured on 2 cores on 2026-12-05). xdist
-# hands each worker whole files in collection order (`--no-loadscope-reorder`: its default
-# orders files by their number of tests, which sent these few-test files last and left one
-# worker running them alone); longest first, the short files fill in at the end.
+# test_experiments, measured on 2 cores on 2026-12-05). xdist hands each worker whole files in
+# collection order (`--no-loadscope-reorder`: its default orders files by their number of
+# tests, which sent these few-test files last and left one worker running them alone);
+# longest first, the short files fill in at the end.
 LONGEST_FILES = (
     "test_pipeline.py", "test_fanout.py", "test_resume.py", "test_remotes.py", "test_distributed.py",
     "test_crossval_pipeline.py", "test_faults.py", "test_data_artifact.py", "test_stage_guard.py", "test_experiments.py",
@@ -157,6 +157,11 @@ class DvcRepo:
         self.run("dvc", "init", "-q")
         shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
 
+    def copy_to(self, folder: Path) -> "DvcRepo":
+        """A copy of this repository (its git history, DVC cache and outputs) in ``folder``."""
+        shutil.copytree(self.root, folder, symlinks=True, dirs_exist_ok=True)
+        return DvcRepo(folder, create=False)
+
     def set_params(self, **overrides) -> None:
         raw = override(yaml.safe_load((self.root / "params.yaml").read_text()), overrides)
         (self.root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -206,8 +211,7 @@ def copy_of_tiny_reproduced(tiny_reproduced: tuple[Path, str], folder: Path) -> 
     """A copy of the reproduced tiny pipeline in ``folder`` (its git history, DVC cache and
     outputs), and the ``dvc repro`` that reproduced it (its output)."""
     template, output = tiny_reproduced
-    shutil.copytree(template, folder, symlinks=True, dirs_exist_ok=True)
-    return DvcRepo(folder, create=False), subprocess.CompletedProcess(["dvc", "repro"], 0, output, "")
+    return DvcRepo(template, create=False).copy_to(folder), subprocess.CompletedProcess(["dvc", "repro"], 0, output, "")
 
 
 @pytest.fixture

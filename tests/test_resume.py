@@ -8,7 +8,6 @@ one-line edit there is a real change to the code that trains.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -50,16 +49,13 @@ def finished_template(prepared, tmp_path_factory):
     repo.set_params(**{"train.epochs": 2})
     repo.run("dvc", "repro", STAGE)
     assert not resume_state(repo).exists()
-    template = tmp_path_factory.mktemp("finished")
-    shutil.copytree(repo.root, template, symlinks=True, dirs_exist_ok=True)
-    return template
+    return repo.copy_to(tmp_path_factory.mktemp("finished"))
 
 
 @pytest.fixture
 def finished(finished_template, tmp_path):
     """A fresh copy of the repository right after a finished 2-epoch run of ``STAGE``."""
-    shutil.copytree(finished_template, tmp_path / "repo", symlinks=True)
-    return DvcRepo(tmp_path / "repo", create=False)
+    return finished_template.copy_to(tmp_path / "repo")
 
 
 def resume_state(repo):
@@ -112,12 +108,11 @@ def test_killed_training_with_changed_code_starts_over_with_a_warning(repo):
 
 
 def test_code_change_after_a_finished_run_trains_every_epoch_again(finished):
-    repo = finished
-    edit_losses(repo)
-    assert "modified:" in repo.run("dvc", "status", STAGE).stdout
-    result = repo.run("dvc", "repro", STAGE)
+    edit_losses(finished)
+    assert "modified:" in finished.run("dvc", "status", STAGE).stdout
+    result = finished.run("dvc", "repro", STAGE)
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr and "epoch 2/2" in result.stderr
-    assert "up to date" in repo.run("dvc", "status", STAGE).stdout
+    assert "up to date" in finished.run("dvc", "status", STAGE).stdout
 
 
 def test_forced_repro_after_a_finished_run_trains_from_epoch_1(finished):
