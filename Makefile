@@ -47,7 +47,7 @@ test: weights
 	$(VENV)/bin/pytest
 
 pr-report: $(INSTALLED)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m defectseg.pr_report --base $(BASE) --out pr-comment.md
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m defectseg.cli.pr_report --base $(BASE) --out pr-comment.md
 
 mtd: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --name mtd-$$(date +%Y%m%d-%H%M%S)

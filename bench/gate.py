@@ -21,9 +21,9 @@ import argparse
 
 import numpy as np
 
-from defectseg.decision import Decision, false_alarm_upper_bound, gate_for_false_alarms, image_score
-from defectseg.evaluation import choose_threshold
-from defectseg.metrics import Counts, global_iou, per_class_iou
+from defectseg.evaluation.evaluate import choose_threshold
+from defectseg.measures.decision import Decision, false_alarm_upper_bound, gate_for_false_alarms, image_score
+from defectseg.measures.metrics import Counts, global_iou, per_class_iou
 
 
 def main() -> None:

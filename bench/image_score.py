@@ -12,8 +12,8 @@ import argparse
 
 import numpy as np
 
-from defectseg.decision import image_score
-from defectseg.metrics import image_auroc, recall_at_false_alarm_rate
+from defectseg.measures.decision import image_score
+from defectseg.measures.metrics import image_auroc, recall_at_false_alarm_rate
 
 SHARES = (0.0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
 AREA_ABOVE = (0.3, 0.5, 0.7)

@@ -27,19 +27,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from defectseg.code_fingerprint import import_closure
-from defectseg.convergence import convergence
-from defectseg.dataset import load_split, split_fold
-from defectseg.manifest import read_manifest
-from defectseg.evaluation import choose_decision, measure, native_split
-from defectseg.inference import Compute, pick_device, predict_outputs
-from defectseg.params import apply_overrides, parse_params
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import preprocess
-from defectseg.runs import Run
-from defectseg.saved_model import load_model
-from defectseg.results_tables import file_hashes, machine
-from defectseg.train_run import train_run
+from defectseg.cli.results_tables import file_hashes, machine
+from defectseg.config.params import apply_overrides, parse_params
+from defectseg.config.runs import Run
+from defectseg.data.dataset import load_split, split_fold
+from defectseg.data.manifest import read_manifest
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
+from defectseg.evaluation.evaluate import choose_decision, measure, native_split
+from defectseg.models.inference import Compute, pick_device, predict_outputs
+from defectseg.models.saved_model import load_model
+from defectseg.report.convergence import convergence
+from defectseg.training.code_fingerprint import import_closure
+from defectseg.training.train_run import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from defectseg.dataset import load_split
-from defectseg.params import apply_overrides, parse_params
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import preprocess
+from defectseg.config.params import apply_overrides, parse_params
+from defectseg.data.dataset import load_split
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 

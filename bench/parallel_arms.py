@@ -26,13 +26,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from defectseg.dataset import load_fold
-from defectseg.distributed import World
-from defectseg.losses import build_loss
-from defectseg.params import apply_overrides, parse_params
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import preprocess
-from defectseg.training import RunSpec, Trainer, seed_epoch, train_one_epoch
+from defectseg.config.params import apply_overrides, parse_params
+from defectseg.data.dataset import load_fold
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
+from defectseg.training.distributed import World
+from defectseg.training.loop import train_one_epoch
+from defectseg.training.losses import build_loss
+from defectseg.training.run_spec import RunSpec, seed_epoch
+from defectseg.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from defectseg.predict import predict
+from defectseg.evaluation.predict import predict
 
 
 def main() -> None:

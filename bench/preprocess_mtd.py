@@ -15,9 +15,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from defectseg.params import parse_params
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import preprocess
+from defectseg.config.params import parse_params
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
 
 
 def pil_loop(manifest: pd.DataFrame, size: int) -> None:

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import yaml
 
-from defectseg.params import apply_overrides
+from defectseg.config.params import apply_overrides
 
 CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
     import yaml
-    from defectseg.params import parse_params
-    from defectseg.prepare import prepare_dataset
-    from defectseg.preprocess import preprocess
-    from defectseg.runs import Run
-    from defectseg.train_run import train_run
+    from defectseg.config.params import parse_params
+    from defectseg.data.prepare import prepare_dataset
+    from defectseg.data.preprocess import preprocess
+    from defectseg.config.runs import Run
+    from defectseg.training.train_run import train_run
     raw = yaml.safe_load(Path(sys.argv[1]).read_text())
     tmp = Path(sys.argv[2])
     params = parse_params(raw)

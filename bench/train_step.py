@@ -11,10 +11,11 @@ import typing
 
 import torch
 
-from defectseg.losses import build_loss
-from defectseg.models import build_model
-from defectseg.params import ModelName, load_params
-from defectseg.inference import Compute, pick_device
+from defectseg.config.models import ModelName
+from defectseg.config.params import load_params
+from defectseg.models.factory import build_model
+from defectseg.models.inference import Compute, pick_device
+from defectseg.training.losses import build_loss
 
 
 def images_per_second(model_name: str, compute: Compute, params, steps: int) -> float:

@@ -25,15 +25,16 @@ from dvclive import Live
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from defectseg.augment import build_augment
-from defectseg.dataset import Normalization, SegmentationDataset, load_fold
-from defectseg.losses import build_loss
-from defectseg.models import UNet
-from defectseg.params import parse_params
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import preprocess
-from defectseg.inference import Compute
-from defectseg.training import RunSpec, fit
+from defectseg.config.params import parse_params
+from defectseg.data.dataset import Normalization, SegmentationDataset, load_fold
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
+from defectseg.models.inference import Compute
+from defectseg.models.unet import UNet
+from defectseg.training.augment import build_augment
+from defectseg.training.loop import fit
+from defectseg.training.losses import build_loss
+from defectseg.training.run_spec import RunSpec
 
 SIZE = 224
 

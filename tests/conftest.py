@@ -17,8 +17,8 @@ import yaml
 from filelock import FileLock
 from PIL import Image
 
-from defectseg.params import Params, parse_params
-from defectseg.params import apply_overrides as override
+from defectseg.config.params import Params, parse_params
+from defectseg.config.params import apply_overrides as override
 
 REPO = Path(__file__).resolve().parents[1]
 MTD = REPO.parent / "shared" / "datasets" / "magnetic-tile"

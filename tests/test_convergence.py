@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from defectseg.convergence import convergence, stalled
+from defectseg.report.convergence import convergence, stalled
 
 
 def history(values: list[float], every: int = 1) -> pd.Series:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from defectseg.decision import Decision, allowed_false_alarms, drop_small_regions, false_alarm_upper_bound, gate_for_false_alarms, image_score
+from defectseg.measures.decision import Decision, allowed_false_alarms, drop_small_regions, false_alarm_upper_bound, gate_for_false_alarms, image_score
 
 
 def test_small_regions_are_dropped_and_large_ones_kept_whole():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from defectseg.results_tables import check_tables, provenance, remeasured_stages, render, write_tables
+from defectseg.cli.results_tables import check_tables, provenance, remeasured_stages, render, write_tables
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -75,21 +75,21 @@ def fixture_report(root: Path, record: dict) -> Path:
 
 def test_a_table_whose_stage_code_changed_is_marked_stale(tmp_path):
     root = copy_of_docs(tmp_path)
-    current = __import__("hashlib").md5((root / "src/defectseg/losses.py").read_bytes()).hexdigest()
+    current = __import__("hashlib").md5((root / "src/defectseg/training/losses.py").read_bytes()).hexdigest()
     # a lock also carries entries of stages the experiment's pipeline does not have, recorded with older code
-    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": current}]},
-                       "train@gone-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}  # fmt: skip
+    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/training/losses.py", "md5": current}]},
+                       "train@gone-bce-0-0": {"deps": [{"path": "src/defectseg/training/losses.py", "md5": "0" * 32}]}}}  # fmt: skip
     fixture_report(root, provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 600, ["configs/mtd.yaml"], "fixture"))
     fresh = render(Path("reports/fixture"), root)
     assert "commit `0123456789`" in fresh and "10.0 min wall time" in fresh and "Stale" not in fresh
-    with open(root / "src/defectseg/losses.py", "a") as module:
+    with open(root / "src/defectseg/training/losses.py", "a") as module:
         module.write("# changed\n")
-    assert "**Stale**: the code changed since this run (losses.py)" in render(Path("reports/fixture"), root)
+    assert "**Stale**: made by earlier code: the code changed since (losses.py); re-run it" in render(Path("reports/fixture"), root)
 
 
 def test_a_history_block_names_the_changed_code_without_asking_for_a_rerun(tmp_path):
     root = copy_of_docs(tmp_path)
-    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}
+    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/training/losses.py", "md5": "0" * 32}]}}}
     fixture_report(root, provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 600, [], "fixture"))
     (root / "docs" / "history.md").write_text("<!-- results: reports/fixture history -->\n<!-- /results -->\n")
     assert check_tables(root) == ["docs/history.md: reports/fixture"]
@@ -120,3 +120,10 @@ def test_a_table_gives_each_small_class_its_recall_beside_its_iou(tmp_path):
     assert "| 0.216 / 0.739 | 0.239 / 0.870 |" in row
     row = next(line for line in render(Path("reports/mtd-cv-losses"), root).splitlines() if line.startswith("| unet-dicebce"))
     assert " / n/a |" in row, "a report from before per-class recall says so"
+
+
+def test_a_table_whose_modules_moved_says_so_and_asks_for_a_rerun(tmp_path):
+    root = copy_of_docs(tmp_path)
+    lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}
+    fixture_report(root, provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 600, [], "fixture"))
+    assert "**Stale**: made by earlier code: 1 of its modules have since moved or been removed (losses.py); re-run it" in render(Path("reports/fixture"), root)

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from skimage import data
 
 from conftest import params_with
-from defectseg.models import EfficientNetUNet, build_model, efficientnet_weights
-from defectseg.pretrained import load_weights
-from defectseg.torchvision_compat import timm_models
+from defectseg.models.efficientnet_unet import EfficientNetUNet, efficientnet_weights
+from defectseg.models.factory import build_model
+from defectseg.models.pretrained import load_weights
+from defectseg.models.torchvision_compat import timm_models
 
 SETTINGS = params_with().models.efficientnet_unet
 BN_PARTS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from conftest import params_with, write_png
-from defectseg.dataset import Normalization
-from defectseg.decision import Decision
-from defectseg.evaluation import choose_threshold, evaluate_run
-from defectseg.images import read_mask
-from defectseg.metrics import Counts
-from defectseg.models import build_model
-from defectseg.predict import predict
-from defectseg.preprocess import preprocess
-from defectseg.saved_model import load_decision, load_model, save_model
-from defectseg.synthetic import make_tile
+from defectseg.data.dataset import Normalization
+from defectseg.data.images import read_mask
+from defectseg.data.preprocess import preprocess
+from defectseg.data.synthetic import make_tile
+from defectseg.evaluation.evaluate import choose_threshold, evaluate_run
+from defectseg.evaluation.predict import predict
+from defectseg.measures.decision import Decision
+from defectseg.measures.metrics import Counts
+from defectseg.models.factory import build_model
+from defectseg.models.saved_model import load_decision, load_model, save_model
 
 NATIVE_SIDES = (40, 56, 72)
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from conftest import TINY_PIPELINE, DvcRepo, gray, write_png
+from defectseg.cli.experiments import experiment_ref, files_in, read_file, set_flags
 from defectseg.errors import DefectsegError
-from defectseg.experiments import experiment_ref, files_in, read_file, set_flags
-from defectseg.predict import predict
+from defectseg.evaluation.predict import predict
 
 
 def test_overrides_become_set_flags_dvc_reads_back():
@@ -51,7 +51,7 @@ def test_a_named_comparison_is_an_experiment_with_its_report_provenance_and_usab
     record = json.loads((folder / "provenance.json").read_text())
     commit = tiny_repo.run("git", "rev-parse", "HEAD").stdout.strip()
     assert (record["experiment"], record["commit"], record["configs"]) == ("tiny-bce", commit, [str(first), str(second)])
-    assert "src/defectseg/losses.py" in record["code"]
+    assert "src/defectseg/training/losses.py" in record["code"]
     assert not (tiny_repo.root / "models" / "unet-bce-seed0-fold0" / "model.pt").exists(), "--temp leaves the workspace alone"
 
     remade = tiny_repo.run("defectseg", "compare", "--config", str(first), "--config", str(second), "--remake", "tiny-bce")

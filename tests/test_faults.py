@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from conftest import DvcRepo, gray, make_plain, params_with, write_png
-from defectseg.dataset import Normalization
-from defectseg.decision import Decision
-from defectseg.models import build_model
-from defectseg.saved_model import save_decision, save_model
+from defectseg.data.dataset import Normalization
+from defectseg.measures.decision import Decision
+from defectseg.models.factory import build_model
+from defectseg.models.saved_model import save_decision, save_model
 
 TINY = {
     "data.synthetic.count": 24,

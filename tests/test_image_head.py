@@ -9,20 +9,22 @@ import pandas as pd
 import pytest
 import torch
 from dvclive import Live
-
-from conftest import params_with
-from defectseg.decision import Decision
-from defectseg.evaluation import evaluate_run
-from defectseg.export import export_model
-from defectseg.images import read_image
-from defectseg.inference import at_size, model_input
-from defectseg.losses import build_loss
-from defectseg.models import MobileNetUNet, split_logits
-from defectseg.predict import predict
-from defectseg.saved_model import load_decision, load_model, save_decision, save_model
-from defectseg.training import RunSpec, fit
 from test_evaluation import write_data
 from test_training import tiny_split
+
+from conftest import params_with
+from defectseg.data.images import read_image
+from defectseg.evaluation.evaluate import evaluate_run
+from defectseg.evaluation.export import export_model
+from defectseg.evaluation.predict import predict
+from defectseg.measures.decision import Decision
+from defectseg.models.encoder_unet import split_logits
+from defectseg.models.inference import at_size, model_input
+from defectseg.models.mobilenet_unet import MobileNetUNet
+from defectseg.models.saved_model import load_decision, load_model, save_decision, save_model
+from defectseg.training.loop import fit
+from defectseg.training.losses import build_loss
+from defectseg.training.run_spec import RunSpec
 
 HEAD = {"models.mobilenet_unet.weights": "", "models.mobilenet_unet.weights_sha256": "", "models.mobilenet_unet.decoder_width": 4,
         "models.mobilenet_unet.image_head_weight": 0.5, "preprocess.image_size": 32, "train.epochs": 3, "train.batch_size": 4,
@@ -70,6 +72,11 @@ def test_evaluate_gates_on_the_heads_probability_chosen_on_val(head_model, tmp_p
     assert not flagged[rows["score"] <= decision.image_threshold].any()
 
 
+# how far ONNX Runtime's and torch's image probabilities of one tile may differ: float32 rounding
+# (a step is 6e-8 near 0.67, where this barely trained head puts every tile, 2e-5 apart at most)
+SCORE_TOLERANCE = 1e-6
+
+
 def test_predict_and_the_exported_model_make_the_same_tile_decisions(head_model, tmp_path):
     data = write_data(tmp_path / "data")
     images = sorted((data / "pairs").glob("*[0-9].png"))
@@ -92,6 +99,12 @@ def test_predict_and_the_exported_model_make_the_same_tile_decisions(head_model,
     for path, probability, head in zip(images, pixel_probability, image_probability):
         height, width = read_image(path).shape
         by_export[path.stem] = bool(decision.apply(at_size(probability, height, width), float(head)).any())
-    assert by_export == by_predict
+    np.testing.assert_allclose(image_probability, heads, atol=SCORE_TOLERANCE)
+    # a tile whose score lies within the tolerance of the gate (the median tile itself) is decided by
+    # rounding: either answer is right, so it is named and left out; every other tile must agree
+    borderline = sorted(path.stem for path, head in zip(images, heads) if abs(head - gate) <= SCORE_TOLERANCE)
+    decided = [path.stem for path in images if path.stem not in borderline]
+    assert len(decided) >= len(images) // 2 and {by_predict[name] for name in decided} == {True, False}, f"borderline: {borderline}"
+    assert {name: by_export[name] for name in decided} == {name: by_predict[name] for name in decided}, f"borderline, not compared: {borderline}"
     assert not any(by_predict[path.stem] for path, head in zip(images, heads) if head <= gate), "the head's gate empties these tiles"
     assert json.loads((head_model / "threshold.json").read_text())["head_score"] is True

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from conftest import gray, write_png
+from defectseg.data.images import read_image, read_mask
 from defectseg.errors import DataError
-from defectseg.images import read_image, read_mask
 
 
 def test_truncated_jpeg_is_refused_naming_the_file(tmp_path):

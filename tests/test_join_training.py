@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from conftest import default_params_dict
-from defectseg.cli import main
-from defectseg.params import apply_overrides
+from defectseg.cli.commands import main
+from defectseg.config.params import apply_overrides
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import MTD, gray, make_plain, square_mask, write_png
+from defectseg.data.layouts import find_pairs
 from defectseg.errors import DataError
-from defectseg.layouts import find_pairs
 
 
 def test_plain_layout_pairs_by_stem_and_skips_non_images(plain_source):

@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_training import tiny_split
 
 from conftest import params_with
-from defectseg.augment import build_augment
-from defectseg.copy_paste import paste_defect
-from defectseg.dataset import Normalization, SegmentationDataset, Split
+from defectseg.data.dataset import Normalization, SegmentationDataset, Split
+from defectseg.data.synthetic import make_tile
 from defectseg.errors import DataError
-from defectseg.loader import EpochPlan, EpochSampler, build_loader, epoch_items, loader_workers, sample_seed
-from defectseg.synthetic import make_tile
-from test_training import tiny_split
+from defectseg.training.augment import build_augment
+from defectseg.training.copy_paste import paste_defect
+from defectseg.training.loader import EpochPlan, EpochSampler, build_loader, epoch_items, loader_workers, sample_seed
 
 
 def dataset():

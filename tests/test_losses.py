@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import params_with
-from defectseg.losses import bce_loss, build_loss, dice_bce_loss, dice_loss, focal_loss, tversky_loss
+from defectseg.training.losses import bce_loss, build_loss, dice_bce_loss, dice_loss, focal_loss, tversky_loss
 
 BIG = 100.0
 

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from defectseg.metrics import (
+from defectseg.measures.metrics import (
     Counts,
-    per_class_recall,
     detection_precision_recall,
     dice,
     false_alarm_rate,
@@ -15,6 +14,7 @@ from defectseg.metrics import (
     mean_defect_image_iou,
     per_class_iou,
     per_class_mean_image_iou,
+    per_class_recall,
     per_image_iou,
     pixel_precision,
     pixel_recall,

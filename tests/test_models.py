@@ -6,9 +6,12 @@ import sys
 import pytest
 import torch
 
-from defectseg.models import MobileNetUNet, Refined, ResNetUNet, build_model, paste_windows, windows
-from defectseg.params import ModelSection, model_settings
-from defectseg.torchvision_compat import mobilenet_models
+from defectseg.config.models import ModelSection, model_settings
+from defectseg.models.factory import build_model
+from defectseg.models.mobilenet_unet import MobileNetUNet
+from defectseg.models.resnet_unet import ResNetUNet
+from defectseg.models.resolution import Refined, paste_windows, windows
+from defectseg.models.torchvision_compat import mobilenet_models
 
 DEFAULTS = {
     "unet": {"base_width": 4, "depth": 2, "downscale": 1, "refine": {"width": 0, "window": 16}},

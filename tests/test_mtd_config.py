@@ -8,17 +8,17 @@ import pytest
 import yaml
 
 from conftest import MTD, REPO, default_params_dict
-from defectseg.evaluation import evaluate_run
-from defectseg.images import read_mask
-from defectseg.manifest import read_manifest
-from defectseg.metrics import Counts
-from defectseg.params import apply_overrides, parse_params
-from defectseg.predict import predict
-from defectseg.prepare import prepare_dataset
-from defectseg.runs import Run
-from defectseg.preprocess import preprocess
-from defectseg.saved_model import load_model
-from defectseg.train_run import train_run
+from defectseg.config.params import apply_overrides, parse_params
+from defectseg.config.runs import Run
+from defectseg.data.images import read_mask
+from defectseg.data.manifest import read_manifest
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
+from defectseg.evaluation.evaluate import evaluate_run
+from defectseg.evaluation.predict import predict
+from defectseg.measures.metrics import Counts
+from defectseg.models.saved_model import load_model
+from defectseg.training.train_run import train_run
 
 CONFIG = REPO / "configs" / "mtd.yaml"
 

@@ -8,18 +8,18 @@ import pandas as pd
 import pytest
 
 from conftest import params_with, write_png
-from defectseg.dataset import load_split
+from defectseg.config.runs import Run
+from defectseg.data.dataset import load_split
+from defectseg.data.images import read_mask
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import preprocess
+from defectseg.data.synthetic import make_tile
 from defectseg.errors import ParamsError
-from defectseg.evaluation import evaluate_run
-from defectseg.images import read_mask
-from defectseg.inference import model_input
-from defectseg.predict import predict
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import preprocess
-from defectseg.runs import Run
-from defectseg.saved_model import load_model
-from defectseg.synthetic import make_tile
-from defectseg.train_run import train_run
+from defectseg.evaluation.evaluate import evaluate_run
+from defectseg.evaluation.predict import predict
+from defectseg.models.inference import model_input
+from defectseg.models.saved_model import load_model
+from defectseg.training.train_run import train_run
 
 # heights and widths no model stride divides, so whole-tile inference must pad
 SIZES = [(45, 58), (64, 37), (52, 52), (39, 61)]

@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from conftest import REPO, default_params_dict, override
+from defectseg.config.data import load_data_params
+from defectseg.config.params import load_params, parse_params
 from defectseg.errors import ParamsError
-from defectseg.params import load_data_params, load_params, parse_params
 
 
 def test_repository_params_file_is_valid():
@@ -67,7 +68,7 @@ def test_size_accepts_height_and_width():
         ({"compare.models": ["resnet"]}, "compare.models.0: Input should be 'unet'"),
         ({"compare.models": ["unet", "unet"]}, "compare.models: lists a value twice"),
         ({"compare.folds": 3}, "compare.folds: Input should be a valid list"),
-        ({"compare.folds": [1, 2]}, "compare: folds must be 0..K-1 for K folds, e.g. [0, 1, 2] for 3 (got [1, 2])"),
+        ({"compare.folds": [1, 2]}, "compare.folds: must be 0..K-1 for K folds, e.g. [0, 1, 2] for 3 (got [1, 2])"),
         ({"models.resnet_unet.weights": "https://example.com/r18.pth"}, "models.resnet_unet: weights needs weights_sha256"),
         ({"models.resnet_unet.encoder": "resnet50"}, "models.resnet_unet.encoder: Input should be 'resnet18' or 'resnet34'"),
         ({"compare.losses": ["bce", "hinge"]}, "compare.losses.1: Input should be 'bce'"),

@@ -33,6 +33,21 @@ def test_second_repro_does_nothing(reproduced):
     assert changed(repo.run("dvc", "status")) == set()
 
 
+def test_a_training_schema_change_leaves_the_data_stages_up_to_date(reproduced):
+    """Each stage depends on the schema of the params sections it reads: prepare and preprocess read
+    no training option, and evaluate reads none either (it re-runs once train writes new models)."""
+    repo, _ = reproduced
+    schema = repo.root / "src" / "defectseg" / "config" / "train.py"
+    original = schema.read_text()
+    schema.write_text(original.replace("class TrainParams(Section):", "class TrainParams(Section):\n    # a new training option goes here"))
+    try:
+        named = changed(repo.run("dvc", "status"))
+    finally:
+        schema.write_text(original)
+    assert named == {"train@unet-bce-0-0", "train@unet-dice-0-0", "train@unet-dicebce-0-0", "report"}
+    assert changed(repo.run("dvc", "status")) == set()
+
+
 def test_metrics_are_visible_to_dvc(reproduced):
     repo, _ = reproduced
     shown = json.loads(repo.run("dvc", "metrics", "show", "--json").stdout)
@@ -64,7 +79,7 @@ def test_pr_report_names_the_changed_param_and_metric(reproduced):
     repo.set_params(**{"losses.bce.pos_weight": 2.0})
     repo.run("dvc", "repro")
     repo.commit("bce pos_weight 2")
-    repo.run("python", "-m", "defectseg.pr_report", "--base", "HEAD~1", "--out", "comment.md")
+    repo.run("python", "-m", "defectseg.cli.pr_report", "--base", "HEAD~1", "--out", "comment.md")
     comment = (repo.root / "comment.md").read_text()
     params_part = comment.split("## Params")[1].split("## Comparison")[0]
     metrics_part = comment.split("## Metrics")[1].split("## Params")[0]

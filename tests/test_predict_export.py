@@ -11,17 +11,18 @@ import pytest
 import torch
 from dvclive import Live
 from PIL import Image
+from test_training import tiny_params, tiny_split
 
 from conftest import write_png
-from defectseg.cli import main
-from defectseg.decision import Decision
-from defectseg.export import deployable, export_model
-from defectseg.predict import save_prediction
-from defectseg.losses import build_loss
-from defectseg.saved_model import save_decision, save_model
-from defectseg.synthetic import make_tile
-from defectseg.training import RunSpec, fit
-from test_training import tiny_params, tiny_split
+from defectseg.cli.commands import main
+from defectseg.data.synthetic import make_tile
+from defectseg.evaluation.export import deployable, export_model
+from defectseg.evaluation.predict import save_prediction
+from defectseg.measures.decision import Decision
+from defectseg.models.saved_model import save_decision, save_model
+from defectseg.training.loop import fit
+from defectseg.training.losses import build_loss
+from defectseg.training.run_spec import RunSpec
 
 
 def _trained_model(root: Path, **overrides) -> Path:

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from conftest import MTD, gray, make_plain, params_with, write_png
+from defectseg.config.data import SplitParams
+from defectseg.data.manifest import COLUMNS as MANIFEST_COLUMNS
+from defectseg.data.manifest import read_manifest
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.splits import assign_folds, assign_splits
+from defectseg.data.synthetic import make_tile
 from defectseg.errors import DataError
-from defectseg.params import SplitParams
-from defectseg.manifest import COLUMNS as MANIFEST_COLUMNS
-from defectseg.manifest import read_manifest
-from defectseg.prepare import prepare_dataset
-from defectseg.splits import assign_folds, assign_splits
-from defectseg.synthetic import make_tile
 
 
 def run_prepare(tmp_path, source, **overrides):

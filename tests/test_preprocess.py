@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from conftest import make_plain, params_with, write_png
-from defectseg.dataset import load_split
+from defectseg.data.dataset import load_split
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.preprocess import binarize_mask, preprocess, resize_mask, shard_arrays, shard_name
 from defectseg.errors import DataError
-from defectseg.prepare import prepare_dataset
-from defectseg.preprocess import binarize_mask, preprocess, resize_mask, shard_arrays, shard_name
 
 
 def test_mask_threshold_splits_0_1_128_255():

@@ -15,14 +15,13 @@ import torch
 import yaml
 
 from conftest import REPO
-
+from defectseg.config.models import model_settings
+from defectseg.data.dataset import Normalization
 from defectseg.errors import DataError
-from defectseg.models import build_model
-from defectseg.pretrained import cache_dir, grayscale_stem
-from defectseg.saved_model import load_model, save_model
-from defectseg.dataset import Normalization
-from defectseg.params import model_settings
-from defectseg.torchvision_compat import resnet_models
+from defectseg.models.factory import build_model
+from defectseg.models.pretrained import cache_dir, grayscale_stem
+from defectseg.models.saved_model import load_model, save_model
+from defectseg.models.torchvision_compat import resnet_models
 
 
 def imagenet_style_resnet18() -> dict[str, torch.Tensor]:

@@ -10,7 +10,6 @@ sees, so the clone sets them again, as a teammate would. A server that cannot st
 skip locally and a failure in CI (``CI=true``).
 """
 
-import os
 import re
 import subprocess
 import sys

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from conftest import params_with
+from defectseg.config.runs import Run
 from defectseg.errors import DataError
-from defectseg.pooled import advice, class_totals, class_verdicts, pool_arms, verdict_line
-from defectseg.report import _advice_sentence, _score_text, build_report
-from defectseg.runs import Run
+from defectseg.report.build import build_report
+from defectseg.report.markdown import _advice_sentence, _score_text
+from defectseg.report.pooled import advice, class_totals, class_verdicts, pool_arms, verdict_line
 
 IMAGES_PER_FOLD = 10
 

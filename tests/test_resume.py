@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import TINY_PIPELINE, DvcRepo
-from defectseg.checkpoint import load_checkpoint
+from defectseg.models.checkpoint import load_checkpoint
 
 STAGE = "train@unet-bce-0-0"
 
@@ -64,7 +64,7 @@ def resume_state(repo):
 
 def edit_losses(repo) -> None:
     """A one-line change to a module train imports, as a bug fix would be."""
-    with open(repo.root / "src" / "defectseg" / "losses.py", "a") as module:
+    with open(repo.root / "src" / "defectseg" / "training" / "losses.py", "a") as module:
         module.write("# a one-line change\n")
 
 
@@ -104,7 +104,7 @@ def test_killed_training_with_changed_code_starts_over_with_a_warning(repo):
     result = repo.run("dvc", "repro", STAGE)
     assert "resuming" not in result.stderr and "epoch 1/12" in result.stderr
     [warning] = warnings(result)
-    assert "last.pt: saved by other code (defectseg/losses.py changed); training from scratch" in warning
+    assert "last.pt: saved by other code (defectseg/training/losses.py changed); training from scratch" in warning
 
 
 def test_code_change_after_a_finished_run_trains_every_epoch_again(finished):

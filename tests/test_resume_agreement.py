@@ -7,8 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import free_port
-from defectseg.distributed import World, same_on_every_process
-
+from defectseg.training.distributed import World, same_on_every_process
 
 CASES = {"different epochs": [3, 0], "the same epoch": [3, 3]}
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import params_with
-from defectseg.dataset import Normalization
+from defectseg.data.dataset import Normalization
 from defectseg.errors import DataError
-from defectseg.models import build_model
-from defectseg.saved_model import load_model, save_model
+from defectseg.models.factory import build_model
+from defectseg.models.saved_model import load_model, save_model
 
 
 def saved_unet(folder, **overrides):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import params_with
-from defectseg.models import build_model
-from defectseg.schedule import WARMUP_START, build_scheduler, parameter_groups, schedule_factor
+from defectseg.models.factory import build_model
+from defectseg.training.schedule import WARMUP_START, build_scheduler, parameter_groups, schedule_factor
 
 
 def test_onecycle_warms_up_linearly_then_anneals_to_zero():

@@ -2,8 +2,8 @@
 
 import pytest
 
+from defectseg.cli.fanout import scheduler_slice, slice_of
 from defectseg.errors import DefectsegError
-from defectseg.fanout import scheduler_slice, slice_of
 
 
 @pytest.mark.parametrize(

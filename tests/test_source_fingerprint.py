@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import make_plain, params_with, square_mask, write_png
+from defectseg.data.source_fingerprint import fingerprint, record_source
 from defectseg.errors import DataError
-from defectseg.source_fingerprint import fingerprint, record_source
 
 
 def of(source) -> dict:

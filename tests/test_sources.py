@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import make_plain, params_with
+from defectseg.data.prepare import prepare_dataset
+from defectseg.data.sources import extract_zip, fetch_mtd
 from defectseg.errors import DataError
-from defectseg.prepare import prepare_dataset
-from defectseg.sources import extract_zip, fetch_mtd
 
 
 def zip_folder(folder: Path, zip_path: Path, prefix: str = "") -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from defectseg.code_fingerprint import changed_modules, module_hashes
-from defectseg.code_fingerprint import import_closure as package_closure
+from defectseg.training.code_fingerprint import changed_modules, module_hashes
+from defectseg.training.code_fingerprint import import_closure as package_closure
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src/defectseg")
@@ -44,13 +44,13 @@ def test_every_stage_depends_on_every_module_it_imports():
 
 def test_a_removed_dep_is_reported():
     stages = copy.deepcopy(pipeline())
-    stages["evaluate"]["deps"].remove("src/defectseg/decision.py")
-    assert missing_deps(stages) == {"evaluate": ["src/defectseg/decision.py"]}
+    stages["evaluate"]["deps"].remove("src/defectseg/measures/decision.py")
+    assert missing_deps(stages) == {"evaluate": ["src/defectseg/measures/decision.py"]}
 
 
 def test_closure_follows_indirect_imports():
     closure = import_closure(Path("src/stages/evaluate.py"))
-    assert PACKAGE / "models.py" in closure
+    assert PACKAGE / "models" / "factory.py" in closure
     assert PACKAGE / "errors.py" not in closure
 
 
@@ -63,9 +63,9 @@ def test_no_dep_lists_a_module_that_does_not_exist():
 
 
 def test_training_code_fingerprint_covers_every_module_the_train_stage_runs():
-    hashes = module_hashes(REPO / PACKAGE / "train_run.py", REPO / "src")
+    hashes = module_hashes(REPO / PACKAGE / "training" / "train_run.py", REPO / "src")
     stage_modules = {m.relative_to("src").as_posix() for m in import_closure(Path("src/stages/train.py"))}
-    assert stage_modules <= set(hashes) and "defectseg/losses.py" in hashes
+    assert stage_modules <= set(hashes) and "defectseg/training/losses.py" in hashes
 
 
 def test_changed_modules_names_edited_added_and_removed_modules():

@@ -6,6 +6,7 @@ saved (``last.pt`` exists: the run is under way), makes an edit, and lets the ru
 
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -55,10 +56,10 @@ def test_a_params_edit_during_training_fails_the_stage_and_records_nothing(repo)
 
 
 def test_a_code_edit_during_training_fails_the_stage_and_the_next_repro_runs_it_again(repo):
-    losses = repo.root / "src" / "defectseg" / "losses.py"
+    losses = repo.root / "src" / "defectseg" / "training" / "losses.py"
     result = repro_editing(repo, lambda: losses.write_text(losses.read_text() + "\n# edited during the run\n"))
     assert result.returncode != 0
-    assert re.search(r"error: .*src/defectseg/losses\.py was edited after the run started \(the run used SHA-256 [0-9a-f]{12}", result.stderr)
+    assert re.search(r"error: .*src/defectseg/training/losses\.py was edited after the run started \(the run used SHA-256 [0-9a-f]{12}", result.stderr)
     assert STAGE in changed(repo.run("dvc", "status"))
     assert STAGE in ran(repo.run("dvc", "repro", STAGE))
     assert changed(repo.run("dvc", "status")) - {"evaluate@unet-bce-0-0", "report"} == set()
@@ -69,3 +70,16 @@ def test_an_edit_the_stage_does_not_track_lets_it_record(repo):
     result = repro_editing(repo, lambda: repo.set_params(**{"report.confidence": 0.9}))
     assert result.returncode == 0, result.stderr
     assert locked_lr(repo) == 0.002
+
+
+def test_the_process_start_time_is_read_to_the_clock_tick():
+    """The guard's "written after the run started" rule needs the start to the tick: a reading early
+    by up to a second (psutil's, from the whole-second boot time) took files that ``dvc exp run
+    --temp`` had just written for edits made during the run."""
+    before = time.time()
+    child = subprocess.run(
+        [sys.executable, "-c", "from defectseg.foundation.stage import process_start_time; print(repr(process_start_time()))"],
+        env=command_env(), capture_output=True, text=True, check=True,
+    )
+    after = time.time()
+    assert before - 0.02 <= float(child.stdout) <= after

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from defectseg.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap
+from defectseg.report.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap
 
 
 def totals(tp, fp, fn, flagged=None, has_defect=None, seeds=1):

@@ -3,12 +3,11 @@
 import os
 import subprocess
 import sys
-import time
 
 import cv2
 import torch
 
-from defectseg.threads import budget_threads, job_slot, live_jobs, thread_share, usable_cores
+from defectseg.foundation.threads import budget_threads, job_slot, live_jobs, thread_share, usable_cores
 
 
 def test_alone_a_process_takes_every_usable_core(tmp_path):
@@ -40,7 +39,7 @@ def test_budget_sets_torch_and_opencv_threads(tmp_path):
 JOB = """
 import sys, time
 from pathlib import Path
-from defectseg.threads import job_slot, thread_share
+from defectseg.foundation.threads import job_slot, thread_share
 folder, ready = Path(sys.argv[1]), Path(sys.argv[2])
 with job_slot(folder):
     ready.joinpath(sys.argv[3]).touch()

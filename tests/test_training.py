@@ -12,16 +12,17 @@ import torch
 from dvclive import Live
 
 from conftest import default_params_dict, override
-from defectseg.atomic import remove_stale_temporaries
-from defectseg.checkpoint import load_checkpoint, save_checkpoint
-from defectseg.dataset import Split
+from defectseg.config.params import parse_params
+from defectseg.data.dataset import Split
+from defectseg.data.synthetic import make_tile
 from defectseg.errors import DataError
-from defectseg.losses import build_loss
-from defectseg.params import parse_params
-from defectseg.synthetic import make_tile
-from defectseg.loader import EpochPlan, epoch_items
-from defectseg.threads import usable_cores
-from defectseg.training import RunSpec, TrainingError, fit
+from defectseg.foundation.atomic import remove_stale_temporaries
+from defectseg.foundation.threads import usable_cores
+from defectseg.models.checkpoint import load_checkpoint, save_checkpoint
+from defectseg.training.loader import EpochPlan, epoch_items
+from defectseg.training.loop import fit
+from defectseg.training.losses import build_loss
+from defectseg.training.run_spec import RunSpec, TrainingError
 
 
 def tiny_split(count: int, offset: int) -> Split:
@@ -187,7 +188,7 @@ def test_too_few_training_images_is_a_clear_error(tmp_path):
 
 
 def test_crops_hold_defect_pixels_and_validation_uses_whole_images(tmp_path):
-    from defectseg.augment import build_augment
+    from defectseg.training.augment import build_augment
 
     params = tiny_params(**{"train.augment.crop_size": 16, "train.epochs": 1})
     augment = build_augment(params.train.augment)
@@ -208,7 +209,7 @@ def test_equal_states_save_to_equal_bytes(tmp_path):
 
 
 def test_crop_defect_share_sets_how_many_crops_hold_defect():
-    from defectseg.augment import build_augment
+    from defectseg.training.augment import build_augment
 
     image = np.full((64, 64), 128, np.uint8)
     mask = np.zeros((64, 64), np.uint8)

@@ -40,7 +40,7 @@ def test_every_run_step_is_a_tested_command():
 
 def test_pr_comment_is_posted_from_the_file_make_pr_report_writes():
     makefile = (REPO / "Makefile").read_text()
-    assert "defectseg.pr_report --base $(BASE) --out pr-comment.md" in makefile
+    assert "defectseg.cli.pr_report --base $(BASE) --out pr-comment.md" in makefile
     steps = [s.get("run", "") for s in workflows()["pipeline.yml"]["jobs"]["compare"]["steps"]]
     assert steps.index(next(s for s in steps if s.startswith("make pr-report"))) < steps.index(next(s for s in steps if s.startswith("gh pr comment")))
 

@@ -1,5 +1,5 @@
 """``python -m defectseg``: the ``defectseg`` command, for when the console script is not on PATH."""
 
-from defectseg.cli import main
+from defectseg.cli.commands import main
 
 main()

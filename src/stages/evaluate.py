@@ -2,22 +2,22 @@
 
 from pathlib import Path
 
-from defectseg.evaluation import evaluate_run
-from defectseg.params import load_params
-from defectseg.runs import run_arguments
-from defectseg.stage import run_stage
+from defectseg.config.evaluate import load_evaluate_params
+from defectseg.config.preprocess import load_preprocess_params
+from defectseg.config.runs import run_arguments
+from defectseg.evaluation.evaluate import evaluate_run
+from defectseg.foundation.stage import run_stage
 
 
 def main() -> None:
     run = run_arguments(__doc__)
-    params = load_params()
     result = evaluate_run(
         Path("models") / run.name,
         Path("data/preprocessed"),
         Path("data/prepared/manifest.csv"),
         run.fold,
-        params.preprocess.mask_threshold,
-        params.evaluate,
+        load_preprocess_params().mask_threshold,
+        load_evaluate_params(),
         metrics_path=Path("metrics/runs") / f"{run.name}.json",
         out_dir=Path("evaluation") / run.name,
     )

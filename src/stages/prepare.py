@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from defectseg.params import load_params
-from defectseg.prepare import prepare_dataset
-from defectseg.stage import run_stage
+from defectseg.config.data import load_data_params
+from defectseg.config.folds import load_fold_count
+from defectseg.data.prepare import prepare_dataset
+from defectseg.foundation.stage import run_stage
 
 
 def main() -> None:
-    params = load_params()
-    summary = prepare_dataset(params.data, params.compare.fold_count, out_dir=Path("data/prepared"), cache_dir=Path("data/cache"))
+    summary = prepare_dataset(load_data_params(), load_fold_count(), out_dir=Path("data/prepared"), cache_dir=Path("data/cache"))
     print(f"prepared {summary['pairs']} pairs ({summary['layout']} layout), roles per fold: {summary['per_fold']}")
     if summary["skipped_non_image_files"]:
         print(f"skipped {summary['skipped_non_image_files']} non-image files, e.g. {summary['skipped_examples'][:3]}")

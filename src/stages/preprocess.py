@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-from defectseg.params import load_params
-from defectseg.preprocess import preprocess
-from defectseg.stage import run_stage
+from defectseg.config.preprocess import load_preprocess_params
+from defectseg.data.preprocess import preprocess
+from defectseg.foundation.stage import run_stage
 
 
 def main() -> None:
-    params = load_params()
-    info = preprocess(Path("data/prepared/manifest.csv"), params.preprocess, out_dir=Path("data/preprocessed"))
+    info = preprocess(Path("data/prepared/manifest.csv"), load_preprocess_params(), out_dir=Path("data/preprocessed"))
     size = f"{info['height']}x{info['width']}" if "height" in info else f"{info['sizes']} sizes (each tile scaled by {info['scale']:g})"
     print(f"preprocessed {info['count']} pairs to {size}")
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from defectseg.params import load_params
-from defectseg.report import build_report
-from defectseg.stage import run_stage
+from defectseg.config.params import load_params
+from defectseg.foundation.stage import run_stage
+from defectseg.report.build import build_report
 
 
 def main() -> None:

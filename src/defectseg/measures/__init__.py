@@ -1,0 +1,1 @@
+"""Measures: pixel and image-level metrics, and the decision that turns probabilities into masks."""

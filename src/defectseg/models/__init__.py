@@ -1,0 +1,1 @@
+"""Models: the architectures, their pretrained weights, saved models and inference."""

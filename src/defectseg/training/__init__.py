@@ -1,0 +1,1 @@
+"""Training: one run's loop, its data loading, losses, schedule, processes and resume state."""
