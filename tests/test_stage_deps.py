@@ -8,9 +8,10 @@ stage wrapper (argument parsing, one-line errors).
 import copy
 from pathlib import Path
 
+import grimp
 import yaml
 
-from defectseg.training.code_fingerprint import changed_modules, module_hashes
+from defectseg.training.code_fingerprint import EXEMPT, changed_modules, module_hashes
 from defectseg.training.code_fingerprint import import_closure as package_closure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,3 +74,18 @@ def test_changed_modules_names_edited_added_and_removed_modules():
     current = {"defectseg/a.py": "1", "defectseg/b.py": "9", "defectseg/new.py": "4"}
     assert changed_modules(saved, current) == ["defectseg/b.py", "defectseg/gone.py", "defectseg/new.py"]
     assert changed_modules(saved, saved) == []
+
+
+def test_the_hand_closure_matches_grimps_for_every_package_module():
+    """``import_closure`` stays stdlib-only (it also reads the stage scripts, which live outside the
+    package, and runs on the bare GPU machine); grimp, import-linter's graph, must agree with it."""
+    source = REPO / "src"
+    graph = grimp.build_graph("defectseg", cache_dir=None)
+
+    def file_of(module: str) -> Path:
+        path = source.joinpath(*module.split("."))
+        return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+    for module in graph.modules:
+        by_grimp = {file_of(m) for m in graph.find_upstream_modules(module)}
+        assert package_closure(file_of(module), source) == {f for f in by_grimp if f.name not in EXEMPT}, module
