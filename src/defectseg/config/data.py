@@ -45,5 +45,5 @@ class DataParams(Section):
 
 
 def load_data_params(path: str | Path = PARAMS_FILE) -> DataParams:
-    """The ``data`` section of ``params.yaml``, checked alone: what the ``source`` and ``prepare`` stages read."""
+    """The ``data`` section of ``params.yaml``, checked alone: what the ``prepare`` stage reads."""
     return load_section(path, "data", DataParams)

@@ -26,7 +26,7 @@ class Section(BaseModel):
     """Base of every params section: unknown keys and loose types are errors.
 
     Validators are built at first use, not at import (``defer_build``), so a stage that
-    checks one section (the always-run ``source`` stage: ``load_data_params``) does not
+    checks one section (``prepare``: ``load_data_params``) does not
     pay for building all of them."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)

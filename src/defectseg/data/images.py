@@ -1,11 +1,13 @@
 """Decode and check image and mask files, with errors that name the file."""
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from defectseg.errors import DataError
+from defectseg.errors import DataError, ImageTooLargeError
 
 # Every decode in this project goes through _open, which refuses an image over its
 # max_pixels before decoding it: that replaces PIL's fixed decompression-bomb guard,
@@ -17,10 +19,11 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 MASK_MODES = frozenset({"L", "1"})
 
 
-def _open(path: Path, max_pixels: int) -> Image.Image:
-    """Open ``path`` lazily and refuse it before decoding if it is too large."""
+def _open(path: Path, max_pixels: int, source: BinaryIO | None = None) -> Image.Image:
+    """Open ``path`` (or the bytes of ``source``, named ``path`` in errors) lazily, reading its
+    header only, and refuse it before decoding if it is too large."""
     try:
-        image = Image.open(path)
+        image = Image.open(path if source is None else source)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except UnidentifiedImageError:
@@ -30,7 +33,7 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise DataError(path, f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} (data.max_pixels)")
+        raise ImageTooLargeError(path, f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} (data.max_pixels)")
     return image
 
 
@@ -49,14 +52,24 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     path = Path(path)
     with _open(path, max_pixels) as image:
-        _decode(image, path)
-        if image.mode == "L":
-            return np.asarray(image, dtype=np.uint8)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            wide = np.asarray(image, dtype=np.int64)
-            top = 65535 if image.mode.startswith("I;16") else max(int(wide.max()), 1)
-            return np.clip(wide * 255 // top, 0, 255).astype(np.uint8)
-        return np.asarray(image.convert("L"), dtype=np.uint8)
+        return _gray(image, path)
+
+
+def read_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """``read_image`` for an image's bytes (an upload), its errors naming ``name``."""
+    with _open(Path(name), max_pixels, io.BytesIO(data)) as image:
+        return _gray(image, Path(name))
+
+
+def _gray(image: Image.Image, path: Path) -> np.ndarray:
+    _decode(image, path)
+    if image.mode == "L":
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image, dtype=np.int64)
+        top = 65535 if image.mode.startswith("I;16") else max(int(wide.max()), 1)
+        return np.clip(wide * 255 // top, 0, 255).astype(np.uint8)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
 def read_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

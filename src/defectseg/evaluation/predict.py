@@ -77,13 +77,20 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
+def predicted_mask(original: np.ndarray, probability: np.ndarray, head: float | None, decision: Decision) -> tuple[np.ndarray, float]:
+    """The boolean mask at ``original``'s size (``probability`` resized to it, then ``decision``
+    applied, with the image head's probability ``head`` from a model with one), and the image
+    score its gate compared: what predict writes and what ``defectseg serve`` answers."""
+    sized = at_size(probability, *original.shape)
+    return decision.apply(sized, head), decision.score(sized, head)
+
+
 def save_prediction(
     path: Path, original: np.ndarray, probability: np.ndarray, head: float | None, decision: Decision, out_dir: Path, overlay: bool
 ) -> dict:
-    """Resize ``probability`` to ``original``'s size, apply ``decision`` (with the image head's
-    probability ``head``, from a model with one), write the mask (and overlay); return its CSV row."""
+    """Apply ``decision`` at ``original``'s size (``predicted_mask``), write the mask (and overlay); return its CSV row."""
     height, width = original.shape
-    predicted = decision.apply(at_size(probability, height, width), head)
+    predicted, _ = predicted_mask(original, probability, head, decision)
     _write_png(out_dir / f"{path.stem}.png", predicted.astype(np.uint8) * 255)
     if overlay:
         _write_png(out_dir / f"{path.stem}_overlay.png", prediction_overlay(original, predicted))

@@ -1,0 +1,1 @@
+"""Deploy: the comparison's recommended model shipped as one folder, fetched by name from the registry, and served over HTTP."""
