@@ -64,7 +64,7 @@ def test_serve_by_name_reports_the_version_and_commit(registry):
 
 def test_a_model_removed_from_prod_is_no_longer_served_as_prod(registry, tiles, tmp_path):
     copy = registry.copy_to(tmp_path / "unassigned")
-    copy.run("gto", "unassign", NAME, "--version", "v1.0.0", "--stage", "prod")
+    copy.run("gto", "deprecate", NAME, "v1.0.0", "prod")  # un-assigns the stage
     result = elsewhere(tmp_path, "predict", "--repo", str(copy.root), "--artifact", f"{NAME}#prod", "--out", "masks", str(tiles))
     assert result.returncode == 1 and not (tmp_path / "masks").exists()
     assert result.stderr.strip().splitlines()[-1] == f"error: {copy.root}: no version of {NAME} is in stage prod (gto show {NAME})"

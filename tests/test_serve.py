@@ -24,7 +24,7 @@ def images(tmp_path_factory) -> list[Path]:
     tile = gray(96, 128, seed=3)
     tile[30:60, 40:90] = 250  # a bright patch, a defect to the tiny model
     paths = [write_png(root / "gray.png", tile), write_png(root / "small.png", gray(40, 56, seed=4))]
-    paths.append(write_png(root / "wide16.png", (tile.astype(np.uint16) * 257), mode="I;16"))
+    paths.append(write_png(root / "wide16.png", tile.astype(np.uint16) * 257))
     paths.append(write_png(root / "colour.png", np.stack([tile, np.roll(tile, 3, 0), tile // 2], axis=-1)))
     Image.fromarray(tile).save(root / "photo.jpg", quality=90)
     return [*paths, root / "photo.jpg"]
@@ -61,11 +61,15 @@ def test_served_masks_are_the_bytes_predict_writes(server, shipped_model, images
         assert 0.0 <= answer["defect_probability"] <= 1.0
 
 
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header announces ``width`` x ``height`` pixels, with no pixel data at all."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + header
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    """A PNG that announces ``width`` x ``height`` pixels but holds only a few bytes of pixel data:
+    decoding it would take its whole size in memory; its header alone says it is too large."""
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 BAD = {

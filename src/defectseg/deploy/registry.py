@@ -2,7 +2,7 @@
 ``NAME@vX.Y.Z``, from a git repository (a path or URL) and its DVC remote.
 
 GTO resolves the reference from the repository's git tags. For a stage it is GTO's own answer
-(``find_versions_in_stage``): a version un-assigned from a stage (``gto unassign``) is no longer in
+(``find_versions_in_stage``): a version un-assigned from a stage (``gto deprecate NAME VERSION STAGE``) is no longer in
 it, where ``dvc artifacts get --stage`` takes the newest tag naming the stage, the un-assignment
 included (DVC 3.67 ``Artifacts.get_rev``). DVC then fetches that version's folder
 (``dvc artifacts get``), once per commit: later calls reuse the copy under ``cache_dir``.

@@ -90,6 +90,8 @@ def ship_model(params: Params, comparison_path: Path, metrics_dir: Path, models_
     }
     with atomic_dir(out_dir) as folder:
         for name in (WEIGHTS, METADATA, THRESHOLD):
+            if not (source / name).is_file():
+                raise DataError(source / name, "missing: the run's train and evaluate stages write it")
             shutil.copy2(source / name, folder / name)
         write_json(folder / CARD, card)
         write_text(folder / "README.md", model_card(card, params))
