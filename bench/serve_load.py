@@ -3,7 +3,8 @@
 Run: .venv/bin/python bench/serve_load.py [--model release] [--images DIR] [--seconds 30] [--clients 8]
 Times `defectseg predict` in-process on the images (after a warm-up), then starts a real server
 on a free port, warms it up, and lets the clients post the images round-robin for a fixed time.
-Prints requests/s, p50/p95 latency, errors, the server's RSS at the start and end of the load,
+Prints requests/s, p50/p95 latency, errors, the server's RSS at the start and end of the load
+(and every tenth of it),
 and the ratio of served to offline images/s (target: at least 0.8).
 """
 
@@ -35,11 +36,11 @@ def default_images() -> Path:
     return Path("data/prepared/images")
 
 
-def offline_rate(model: Path, images: list[Path]) -> float:
+def offline_rate(model: Path, images: list[Path], runtime: str) -> float:
     with tempfile.TemporaryDirectory() as out:
-        predict(model, images[:8], Path(out) / "warm-up", None, 16, False, "cpu")
+        predict(model, images[:8], Path(out) / "warm-up", None, 16, False, "cpu", runtime=runtime)
         start = time.perf_counter()
-        predict(model, images, Path(out) / "timed", None, 16, False, "cpu")
+        predict(model, images, Path(out) / "timed", None, 16, False, "cpu", runtime=runtime)
         return len(images) / (time.perf_counter() - start)
 
 
@@ -50,12 +51,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime", help="the same for predict and the server")
     args = parser.parse_args()
     folder = args.images or default_images()
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     bodies = [(p.name, p.read_bytes()) for p in images]
-    offline = offline_rate(args.model, images)
-    server = subprocess.Popen([sys.executable, "-m", "defectseg", "serve", "--model", str(args.model), "--port", str(args.port)], stderr=subprocess.DEVNULL)
+    offline = offline_rate(args.model, images, args.runtime)
+    server = subprocess.Popen([sys.executable, "-m", "defectseg", "serve", "--model", str(args.model), "--port", str(args.port), "--runtime", args.runtime], stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(300):
@@ -88,6 +90,10 @@ def main() -> None:
         started = time.perf_counter()
         for thread in threads:
             thread.start()
+        samples = []
+        while any(thread.is_alive() for thread in threads):
+            samples.append(process.memory_info().rss)
+            time.sleep(args.seconds / 10)
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
@@ -97,10 +103,11 @@ def main() -> None:
         server.wait(timeout=20)
     served = len(latencies) / elapsed
     quantiles = statistics.quantiles(latencies, n=20)
-    print(f"images: {len(images)} from {folder}; model {args.model}; {args.clients} clients for {elapsed:.1f} s")
+    print(f"images: {len(images)} from {folder}; model {args.model} in {args.runtime}; {args.clients} clients for {elapsed:.1f} s")
     print(f"served: {len(latencies)} requests, {served:.1f} requests/s, p50 {statistics.median(latencies) * 1000:.0f} ms, "
           f"p95 {quantiles[18] * 1000:.0f} ms, errors {len(errors)}")
-    print(f"server RSS: {memory_start / 2**20:.0f} MiB at the start of the load, {memory_end / 2**20:.0f} MiB at its end")
+    print(f"server RSS: {memory_start / 2**20:.0f} MiB at the start of the load, {memory_end / 2**20:.0f} MiB at its end; "
+          f"every tenth of the load: {' '.join(f'{s / 2**20:.0f}' for s in samples)} MiB")
     print(f"offline predict: {offline:.1f} images/s; served / offline = {served / offline:.2f} (target 0.8)")
 
 

@@ -28,7 +28,7 @@ def registry(tiny_reproduced, tmp_path_factory) -> DvcRepo:
 
 def elsewhere(tmp_path, *args: str) -> subprocess.CompletedProcess:
     """``defectseg ARGS`` run from a folder outside the repository, with its own artifact cache."""
-    env = dict(command_env(), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env = dict(command_env(), DEFECTSEG_CACHE=str(tmp_path / "cache"))
     return subprocess.run([sys.executable, "-m", "defectseg", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
 
 

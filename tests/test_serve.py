@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import torch
 from PIL import Image
 
 from conftest import gray, running_server, write_png
@@ -48,17 +49,28 @@ def test_health_names_the_model_its_arm_and_run(server):
     assert health["version"] is None, "a folder served with --model is no registry version"
 
 
-def test_served_masks_are_the_bytes_predict_writes(server, shipped_model, images, tmp_path):
-    predict(shipped_model, images, tmp_path, None, 16, False, "cpu")
-    rows = pd.read_csv(tmp_path / "predictions.csv").set_index("mask")
+def same_as_predict(url: str, model: Path, images: list[Path], out: Path, runtime: str) -> None:
+    predict(model, images, out, None, 16, False, "cpu", runtime=runtime)
+    rows = pd.read_csv(out / "predictions.csv").set_index("mask")
     for path in images:
-        answer = post(server, path).json()
+        answer = post(url, path).json()
         mask = base64.b64decode(answer["mask_png"])
-        assert mask == (tmp_path / f"{path.stem}.png").read_bytes(), path.name
+        assert mask == (out / f"{path.stem}.png").read_bytes(), path.name
         row = rows.loc[f"{path.stem}.png"]
         assert (answer["width"], answer["height"]) == (row["width"], row["height"]) == Image.open(path).size
         assert answer["has_defect"] == bool(row["has_defect"]) and answer["defect_pixels"] == row["defect_pixels"]
         assert 0.0 <= answer["defect_probability"] <= 1.0
+
+
+def test_served_masks_are_the_bytes_predict_writes_with_onnx_runtime(server, shipped_model, images, tmp_path):
+    assert requests.get(f"{server}/health", timeout=10).json()["runtime"] == "onnxruntime"
+    same_as_predict(server, shipped_model, images, tmp_path, "onnxruntime")
+
+
+def test_served_masks_are_the_bytes_predict_writes_with_torch(shipped_model, images, tmp_path):
+    with running_server("--model", str(shipped_model), "--runtime", "torch") as url:
+        assert requests.get(f"{url}/health", timeout=10).json()["runtime"] == "torch"
+        same_as_predict(url, shipped_model, images, tmp_path, "torch")
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -110,3 +122,16 @@ def test_eight_concurrent_clients_get_the_answers_of_one_at_a_time(server, image
 def test_the_page_is_served(server):
     page = requests.get(server, timeout=10)
     assert page.status_code == 200 and 'id="files"' in page.text and "fetch(\"predict\"" in page.text
+
+
+def test_onnx_runtime_computes_the_torch_models_logits(shipped_model):
+    from defectseg.models.onnx_runtime import OnnxModel, with_runtime
+    from defectseg.models.saved_model import load_model
+
+    saved = load_model(shipped_model)
+    onnx = with_runtime(load_model(shipped_model), shipped_model, "onnxruntime")
+    assert isinstance(onnx.model, OnnxModel) and with_runtime(saved, shipped_model, "torch") is saved
+    height, width = saved.metadata["input_size"]
+    images = torch.randn(3, 1, height, width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx.model(images).numpy(), saved.model.eval()(images).numpy(), atol=1e-4)

@@ -45,12 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=16)
     predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 is faster where supported")
+    predict.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch", help="onnxruntime: faster on CPUs, as serve runs it (default torch: evaluate's arithmetic)")
     predict.add_argument("inputs", type=Path, nargs="+", help="image files or folders of images")
     serve = commands.add_parser("serve", help="serve a model over HTTP: /predict, /health, and a page at / to look at masks")
     _model_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    serve.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime", help="onnxruntime ran 2.1x torch's images/s on a 2-core CPU (bench/serve_runtime.py)")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body accepted")
     serve.add_argument("--max-pixels", type=int, default=10**8, help="largest image accepted, refused from its header before decoding")
     export = commands.add_parser("export", help="export a model to TorchScript or ONNX")
@@ -112,7 +114,7 @@ def _predict(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise DefectsegError(f"--batch-size must be at least 1, got {args.batch_size}")
     folder, _ = _model_folder(args)
-    outcome = predict(folder, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device, args.precision)
+    outcome = predict(folder, args.inputs, args.out, args.threshold, args.batch_size, args.overlay, args.device, args.precision, args.runtime)
     flagged = sum(row["has_defect"] for row in outcome.rows)
     print(f"{len(outcome.rows)} images predicted, {flagged} with defects; wrote {args.out}")
     if outcome.failures:
@@ -129,9 +131,9 @@ def _serve(args: argparse.Namespace) -> None:
     from defectseg.deploy.server import create_app
 
     folder, entry = _model_folder(args)
-    served = ServedModel.load(folder, entry, args.device)
+    served = ServedModel.load(folder, entry, args.device, args.runtime)
     app = create_app(served, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
-    print(f"serving {served.info['arm']} from {folder} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    print(f"serving {served.info['arm']} from {folder} ({served.info['runtime']}) at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

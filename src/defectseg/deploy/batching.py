@@ -41,7 +41,7 @@ class Batcher:
             batch = self._next_batch()
             try:
                 results = self._run([item for item, _ in batch])
-            except Exception as exc:  # noqa: BLE001: handed to every caller of the batch, the worker goes on
+            except Exception as exc:  # noqa: BLE001 (handed to every caller of the batch; the worker goes on)
                 for _, future in batch:
                     future.set_exception(exc)
                 continue

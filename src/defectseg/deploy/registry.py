@@ -5,23 +5,20 @@ GTO resolves the reference from the repository's git tags. For a stage it is GTO
 (``find_versions_in_stage``): a version un-assigned from a stage (``gto deprecate NAME VERSION STAGE``) is no longer in
 it, where ``dvc artifacts get --stage`` takes the newest tag naming the stage, the un-assignment
 included (DVC 3.67 ``Artifacts.get_rev``). DVC then fetches that version's folder
-(``dvc artifacts get``), once per commit: later calls reuse the copy under ``cache_dir``.
+(``dvc artifacts get``), once per commit: later calls reuse the copy in the project's cache
+(``foundation.cache``: ``~/.cache/defectseg/artifacts/``).
 """
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from defectseg.errors import DefectsegError
 from defectseg.foundation.atomic import atomic_dir
+from defectseg.foundation.cache import cache_root
 
 REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:#(?P<stage>[A-Za-z0-9_-]+)|@(?P<version>v\d+\.\d+\.\d+))$")
 
-
-def default_cache() -> Path:
-    """Where fetched versions are kept: ``$XDG_CACHE_HOME/defectseg/artifacts`` (``~/.cache/...``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "defectseg" / "artifacts"
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ def resolve(repo: str, reference: str) -> Entry:
 
 def fetch(repo: str, entry: Entry, cache_dir: Path | None = None) -> Path:
     """The folder of ``entry``, fetched with ``dvc artifacts get`` into ``cache_dir/NAME/COMMIT`` (whole or not at all)."""
-    folder = Path(cache_dir or default_cache()) / entry.name / entry.commit
+    folder = Path(cache_dir or cache_root() / "artifacts") / entry.name / entry.commit
     if folder.is_dir():
         return folder
     from dvc.repo.artifacts import Artifacts

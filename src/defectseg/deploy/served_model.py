@@ -17,6 +17,7 @@ from defectseg.errors import DefectsegError
 from defectseg.evaluation.predict import predicted_mask
 from defectseg.measures.decision import Decision
 from defectseg.models.inference import Compute, model_input, per_image_heads, pick_device, predict_outputs
+from defectseg.models.onnx_runtime import OnnxModel, with_runtime
 from defectseg.models.saved_model import SavedModel, load_decision, load_model, model_folder
 
 
@@ -52,7 +53,7 @@ class ServedModel:
     info: dict
 
     @classmethod
-    def load(cls, path: Path, entry: Entry | None = None, device: str = "auto") -> "ServedModel":
+    def load(cls, path: Path, entry: Entry | None = None, device: str = "auto", runtime: str = "onnxruntime") -> "ServedModel":
         folder = model_folder(path)
         saved, decision = load_model(folder), load_decision(folder)
         if decision is None:
@@ -68,8 +69,9 @@ class ServedModel:
             "version": entry.version if entry else None,
             "stage": entry.stage if entry else None,
             "commit": entry.commit if entry else _commit_of(folder),
-            "runtime": "torch",
         }
+        saved = with_runtime(saved, folder, runtime)
+        info["runtime"] = "onnxruntime" if isinstance(saved.model, OnnxModel) else "torch"
         # the arithmetic of `defectseg predict` (fp32, channels-last), so both give the same masks
         return cls(folder, saved, decision, Compute(pick_device(device, "--device"), channels_last=True), info)
 

@@ -52,7 +52,7 @@ async def _upload(request: Request, max_upload_bytes: int) -> tuple[bytes, str]:
         raise Refused(415, 'Send the image as a multipart form with the field "file".')
     try:
         form = await request.form(max_files=1, max_fields=16)
-    except Exception as exc:  # noqa: BLE001: the multipart parser's errors have no common base
+    except Exception as exc:  # noqa: BLE001 (the multipart parser's errors have no common base)
         raise Refused(400, f"The multipart form could not be read ({exc}).") from None
     upload = form.get("file")
     if not isinstance(upload, UploadFile):

@@ -25,6 +25,7 @@ from defectseg.evaluation.overlays import prediction_overlay
 from defectseg.foundation.atomic import atomic_file, check_output_path
 from defectseg.measures.decision import Decision
 from defectseg.models.inference import Compute, at_size, model_input, per_image_heads, pick_device, predict_outputs
+from defectseg.models.onnx_runtime import with_runtime
 from defectseg.models.saved_model import SavedModel, load_decision, load_model, model_folder
 
 CSV_NAME = "predictions.csv"
@@ -127,17 +128,26 @@ def predict_images(
 
 
 def predict(
-    model_path: Path, inputs: list[Path], out_dir: Path, threshold: float | None, batch_size: int, overlay: bool, device: str, precision: str = "fp32"
+    model_path: Path,
+    inputs: list[Path],
+    out_dir: Path,
+    threshold: float | None,
+    batch_size: int,
+    overlay: bool,
+    device: str,
+    precision: str = "fp32",
+    runtime: str = "torch",
 ) -> Outcome:
     """The ``defectseg predict`` command: returns what was written and what failed.
 
     ``precision`` bf16 is faster on CPUs with bf16 support; fp32 (the default) matches the
-    arithmetic evaluate used to choose the threshold.
+    arithmetic evaluate used to choose the threshold. ``runtime`` onnxruntime runs the model in
+    ONNX Runtime (``models.onnx_runtime``), as ``defectseg serve`` does by default.
     """
     out_dir = Path(out_dir)
     check_output_path(out_dir, folder=True, option="--out")
     folder = model_folder(model_path)
-    saved = load_model(folder)
+    saved = with_runtime(load_model(folder), folder, runtime)
     decision = load_decision(folder)
     if threshold is not None:
         if not 0.0 < threshold < 1.0:
