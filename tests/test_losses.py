@@ -7,6 +7,7 @@ import torch
 
 from conftest import params_with
 from defectseg.training.losses import bce_loss, build_loss, dice_bce_loss, dice_loss, focal_loss, tversky_loss
+from defectseg.training.lovasz import lovasz_hinge_loss
 
 BIG = 100.0
 
@@ -103,9 +104,58 @@ def test_tversky_per_image_is_zero_on_empty_mask_and_empty_prediction():
     assert tversky_loss(t([[[-BIG] * 4]]), t([[[0.0] * 4]]), reduction="image").item() == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["bce", "dice", "dicebce", "focal", "tversky"])
+@pytest.mark.parametrize("name", ["bce", "dice", "dicebce", "focal", "tversky", "lovasz"])
 def test_every_loss_gives_a_finite_gradient(name):
     logits = torch.randn(2, 1, 8, 8, requires_grad=True)
     loss = build_loss(name, params_with().losses)(logits, (torch.rand(2, 1, 8, 8) > 0.7).float())
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_lovasz_hinge_matches_a_hand_value():
+    # errors 1 - logit * sign: defect pixels (logits 2, -1) give -1 and 2, background (0.5) gives 1.5;
+    # sorted 2 (defect), 1.5 (background), -1 (defect): Jaccard losses 1/2, 2/3, 1 -> weights 1/2, 1/6, 1/3
+    logits = torch.tensor([2.0, -1.0, 0.5]).reshape(1, 1, 1, 3)
+    target = torch.tensor([1.0, 1.0, 0.0]).reshape(1, 1, 1, 3)
+    assert lovasz_hinge_loss(logits, target).item() == pytest.approx(2 * 0.5 + 1.5 / 6, rel=1e-6)
+
+
+def test_lovasz_hinge_is_zero_only_when_every_pixel_is_right_by_the_margin():
+    target = torch.zeros(2, 1, 4, 4)
+    target[0, 0, :2] = 1
+    sure = (2 * target - 1) * 3
+    assert lovasz_hinge_loss(sure, target).item() == 0.0
+    assert lovasz_hinge_loss(sure * 0.2, target).item() > 0.0  # right, but inside the margin of 1
+
+
+@pytest.mark.parametrize("reduction", ["batch", "image", "defect_images"])
+def test_lovasz_hinge_on_an_all_empty_batch_pushes_only_the_highest_logit_down(reduction):
+    # the only logit within the margin of background is 0.2 (error 1.2); the others' errors are below 0
+    logits = torch.tensor([[-3.0, 0.2], [-2.0, -4.0]]).reshape(2, 1, 1, 2).requires_grad_()
+    loss = lovasz_hinge_loss(logits, torch.zeros(2, 1, 1, 2), reduction)
+    loss.backward()
+    if reduction == "defect_images":
+        assert loss.item() == 0.0 and not logits.grad.any()
+    else:
+        assert loss.item() > 0 and logits.grad.flatten()[1] > 0 and (logits.grad.flatten()[[0, 2, 3]] == 0).all()
+
+
+def test_lovasz_hinge_over_defect_images_ignores_the_defect_free_image():
+    target = torch.zeros(2, 1, 2, 2)
+    target[0, 0, 0] = 1
+    logits = torch.randn(2, 1, 2, 2, generator=torch.Generator().manual_seed(1))
+    only_defect = lovasz_hinge_loss(logits[:1], target[:1], "defect_images")
+    assert lovasz_hinge_loss(logits, target, "defect_images").item() == pytest.approx(only_defect.item(), rel=1e-6)
+    assert lovasz_hinge_loss(logits, target, "image").item() != pytest.approx(only_defect.item(), rel=1e-3)
+
+
+def test_lovasz_hinge_falls_as_the_predictions_iou_rises():
+    target = torch.zeros(1, 1, 8, 8)
+    target[0, 0, 2:6, 2:6] = 1
+    losses = []
+    for cells in (4, 8, 12, 16):  # predicted defect cells, the first `cells` of the 16 true ones
+        logits = torch.full((1, 1, 8, 8), -2.0)
+        rows, columns = torch.nonzero(target[0, 0], as_tuple=True)
+        logits[0, 0, rows[:cells], columns[:cells]] = 2.0
+        losses.append(lovasz_hinge_loss(logits, target).item())
+    assert losses == sorted(losses, reverse=True) and losses[-1] == 0.0

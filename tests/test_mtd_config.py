@@ -46,7 +46,7 @@ def layered(*names: str):
 @pytest.mark.parametrize(
     ("layers", "models", "losses"),
     [
-        (["mtd-cv-losses.yaml"], ["mobilenet_unet"], ["bce", "dice", "dicebce"]),
+        (["mtd-cv-losses.yaml"], ["mobilenet_unet"], ["bce", "dice", "dicebce", "lovasz"]),
         (["mtd-cv-losses.yaml", "mtd-models.yaml"], ["mobilenet_unet", "efficientnet_unet", "unet"], ["dicebce"]),
     ],
 )

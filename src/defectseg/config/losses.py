@@ -4,7 +4,7 @@ from typing import Literal
 
 from defectseg.config.section import Fraction, NonNegativeFloat, PositiveFloat, Section
 
-LossName = Literal["bce", "dice", "dicebce", "focal", "tversky"]
+LossName = Literal["bce", "dice", "dicebce", "focal", "tversky", "lovasz"]
 
 
 OverlapReduction = Literal["defect_images", "batch", "image"]
@@ -39,9 +39,14 @@ class TverskyParams(Section):
     reduction: OverlapReduction
 
 
+class LovaszParams(Section):
+    reduction: OverlapReduction
+
+
 class LossesParams(Section):
     bce: BceParams
     dice: DiceParams
     dicebce: DiceBceParams
     focal: FocalParams
     tversky: TverskyParams
+    lovasz: LovaszParams

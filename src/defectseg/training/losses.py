@@ -1,6 +1,7 @@
 """Segmentation losses on logits of shape (N, 1, H, W) against 0/1 targets.
 
-One idea per function, each reducing to a scalar mean over the batch. Overlap losses
+One idea per function, each reducing to a scalar mean over the batch (the Lovász hinge, a
+sorting-based IoU surrogate, in ``lovasz``). Overlap losses
 (Dice, Tversky) name what they are taken over (``reduction``):
 
 - ``defect_images``: per image, averaged over the images that hold a defect. Every
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from defectseg.config.losses import LossesParams, OverlapReduction
+from defectseg.training.lovasz import lovasz_hinge_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -92,5 +94,5 @@ def tversky_loss(
 
 def build_loss(name: str, params: LossesParams) -> LossFn:
     """The loss ``name`` with its settings from ``params.losses``."""
-    functions = {"bce": bce_loss, "dice": dice_loss, "dicebce": dice_bce_loss, "focal": focal_loss, "tversky": tversky_loss}
+    functions = {"bce": bce_loss, "dice": dice_loss, "dicebce": dice_bce_loss, "focal": focal_loss, "tversky": tversky_loss, "lovasz": lovasz_hinge_loss}
     return partial(functions[name], **getattr(params, name).model_dump())
