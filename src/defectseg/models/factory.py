@@ -61,8 +61,8 @@ def build_model(name: str, settings: ModelSection, pretrained: bool = True) -> n
         model = MobileNetUNet(settings.decoder_width, settings.has_image_head, settings.full_resolution_width)
         model = _pretrained(model, "mobilenet_v2", settings, pretrained)
     elif name == "efficientnet_unet":
-        model = EfficientNetUNet(settings.decoder_width, settings.has_image_head, settings.full_resolution_width)
-        model = _pretrained(model, "efficientnet_lite0", settings, pretrained)
+        model = EfficientNetUNet(settings.decoder_width, settings.has_image_head, settings.full_resolution_width, settings.variant)
+        model = _pretrained(model, f"efficientnet_{settings.variant}", settings, pretrained)
     elif name in TORCHVISION_MODELS:
         model = _torchvision_model(name)
     else:
