@@ -159,6 +159,8 @@ class DvcRepo:
         self.run("git", "config", "user.name", "test")
         self.run("dvc", "init", "-q")
         shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
+        # what DVC does not hash: beside each model, its resume state and wall minutes (the ship stage depends on models/)
+        shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
 
     def copy_to(self, folder: Path) -> "DvcRepo":
         """A copy of this repository (its git history, DVC cache and outputs) in ``folder``."""
