@@ -15,12 +15,12 @@ and ``defectseg serve`` read), ``card.json`` (the figures below, for machines) a
 ``README.md`` (the model card). It is written whole or not at all (``atomic_dir``).
 """
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from defectseg.config.params import Params
+from defectseg.data.sources import sha256_of
 from defectseg.deploy.model_card import model_card
 from defectseg.errors import DataError
 from defectseg.foundation.atomic import atomic_dir, write_json, write_text
@@ -63,10 +63,6 @@ def chosen(rows: list[dict]) -> dict:
     return max(rows, key=lambda row: row["val"]["iou"])
 
 
-def weights_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def ship_model(params: Params, comparison_path: Path, metrics_dir: Path, models_dir: Path, summary_path: Path, out_dir: Path) -> dict:
     """Write the recommended arm's chosen run into ``out_dir`` with its model card; return the card's figures."""
     comparison = json.loads(Path(comparison_path).read_text())
@@ -86,7 +82,7 @@ def ship_model(params: Params, comparison_path: Path, metrics_dir: Path, models_
         "arm_figures": comparison["arms"][arm],
         "folds": comparison["folds"],
         "data": json.loads(Path(summary_path).read_text()),
-        "weights_sha256": weights_sha256(source / WEIGHTS),
+        "weights_sha256": sha256_of(source / WEIGHTS),
     }
     with atomic_dir(out_dir) as folder:
         for name in (WEIGHTS, METADATA, THRESHOLD):

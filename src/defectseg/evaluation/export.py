@@ -14,6 +14,7 @@ from torch import nn
 
 from defectseg.errors import DefectsegError
 from defectseg.foundation.atomic import atomic_file, check_output_path
+from defectseg.models.onnx_runtime import export_onnx
 from defectseg.models.saved_model import load_model
 
 
@@ -45,19 +46,11 @@ def export_model(model_path: Path, fmt: str, out: Path) -> Path:
     """Write the model as ``fmt`` (torchscript or onnx) to ``out``, atomically."""
     check_output_path(Path(out), folder=False, option="--out")
     module, example = deployable(model_path)
-    with atomic_file(Path(out)) as tmp, torch.no_grad():
-        if fmt == "torchscript":
+    if fmt == "onnx":
+        export_onnx(module, example, Path(out), "pixels")
+    elif fmt == "torchscript":
+        with atomic_file(Path(out)) as tmp, torch.no_grad():
             torch.jit.trace(module, example).save(str(tmp))
-        elif fmt == "onnx":
-            program = torch.onnx.export(
-                module,
-                (example,),
-                dynamo=True,
-                input_names=["pixels"],
-                output_names=["logits"],
-                dynamic_shapes={"pixels": {0: torch.export.Dim("batch", min=1)}},
-            )
-            program.save(str(tmp))
-        else:
-            raise ValueError(f"unknown export format {fmt!r}")
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
     return Path(out)

@@ -9,7 +9,6 @@ SHA-256) into the project's cache (``foundation.cache``: ``~/.cache/defectseg/on
 (``preprocess.geometry: scale``) have no one input size to export at and stay on torch.
 """
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from defectseg.data.sources import sha256_of
 from defectseg.foundation.atomic import atomic_file
 from defectseg.foundation.cache import cache_root
 from defectseg.models.saved_model import WEIGHTS, SavedModel
@@ -38,12 +38,12 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(logits)
 
 
-def _export(saved: SavedModel, path: Path) -> None:
-    height, width = saved.metadata["input_size"]
-    example = torch.zeros(2, 1, height, width)
+def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, input_name: str) -> None:
+    """Write ``module`` (in eval mode) as an ONNX graph to ``path``, atomically: one input
+    ``input_name`` shaped as ``example`` but for its batch size, one output ``logits``."""
     with atomic_file(path) as tmp, torch.no_grad():
         program = torch.onnx.export(
-            saved.model.eval(), (example,), dynamo=True, input_names=["images"], output_names=["logits"],
+            module.eval(), (example,), dynamo=True, input_names=[input_name], output_names=["logits"],
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), verbose=False,
         )  # fmt: skip
         program.save(str(tmp))
@@ -54,9 +54,8 @@ def with_runtime(saved: SavedModel, folder: Path, runtime: str) -> SavedModel:
     has one input size (else torch)."""
     if runtime == "torch" or "input_size" not in saved.metadata:
         return saved
-    digest = hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()
-    path = cache_root() / "onnx" / f"{digest}.onnx"
+    path = cache_root() / "onnx" / f"{sha256_of(Path(folder) / WEIGHTS)}.onnx"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _export(saved, path)
+        export_onnx(saved.model, torch.zeros(2, 1, *saved.metadata["input_size"]), path, "images")
     return replace(saved, model=OnnxModel(path))
