@@ -201,15 +201,17 @@ def render(folder: Path, root: Path, history: bool = False) -> str:
     record_path = root / folder / "provenance.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
     lines = [
-        "| arm | pooled IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget | crack IoU / recall | blowhole IoU / recall | runs converged |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| arm | pooled IoU [95% CI] | defect tiles IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget "
+        "| crack IoU / recall | blowhole IoU / recall | runs converged |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = table.get("runs", {})
     for arm, row in table["arms"].items():
         arm_runs = [run for name, run in runs.items() if name.startswith(f"{arm}-seed")]
         converged = f"{sum(r['converged'] for r in arm_runs)} of {len(arm_runs)}" if arm_runs else "not recorded"
         lines.append(
-            f"| {arm} | {row['iou']:.3f}{_interval(row.get('iou_interval'))} | {_number(row['mean_image_iou'])} "
+            f"| {arm} | {row['iou']:.3f}{_interval(row.get('iou_interval'))} "
+            f"| {_number(row.get('defect_tiles_iou'))}{_interval(row.get('defect_tiles_iou_interval'))} | {_number(row['mean_image_iou'])} "
             f"| {row['detection_recall']:.3f}{_interval(row.get('detection_recall_interval'))} "
             f"| {_number(row['false_alarm_rate'])}{_interval(row.get('false_alarm_rate_interval'))} "
             f"| {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} "

@@ -88,12 +88,15 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
     classes = arm.rows["defect_class"].to_numpy(str)
     precision, recall = detection_precision_recall(counts)
     intervals = bootstrap_intervals(arm.totals, samples, seed, confidence)
+    defect_tiles = defect_tiles_iou(arm.totals, samples, seed, confidence)
     return {
         "images": int(arm.rows["id"].nunique()),
         "defect_images": int(arm.rows.loc[counts.has_defect, "id"].nunique()),
         "seeds": arm.seeds,
         "iou": global_iou(counts),
         "iou_interval": intervals["iou"],
+        "defect_tiles_iou": defect_tiles[0],
+        "defect_tiles_iou_interval": defect_tiles[1],
         "mean_image_iou": mean_defect_image_iou(counts),
         "detection_recall": recall,
         "detection_recall_interval": intervals["recall"],
@@ -106,6 +109,15 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
         "per_class_mean_image_iou": per_class_mean_image_iou(counts, classes),
         "per_class_recall": per_class_recall(counts, classes),
     }
+
+
+def defect_tiles_iou(totals: ImageTotals, samples: int, seed: int, confidence: float) -> tuple[float | None, tuple]:
+    """Pooled IoU over the defective images only, with its bootstrap interval over them: the
+    figure without the defect-free tiles' false positives (None where no image has a defect)."""
+    defective = totals.select(totals.has_defect)
+    if not defective.has_defect.any():
+        return None, (None, None)
+    return pooled_iou(defective), bootstrap_intervals(defective, samples, seed, confidence)["iou"]
 
 
 def verdict_line(a: str, b: str, result: dict, confidence: float) -> str:
