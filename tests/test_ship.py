@@ -18,7 +18,7 @@ def figures(iou: float) -> dict:
 
 def arm_figures(iou: float) -> dict:
     return {**figures(iou), "iou_interval": [iou - 0.1, iou + 0.1], "detection_recall_interval": [0.8, 1.0], "false_alarm_rate_interval": [0.0, 0.1],
-            "image_auroc": 0.95, "defect_images": 7, "cost": {"train_tflop": 2.0}}  # fmt: skip
+            "defect_tiles_iou": iou + 0.05, "defect_tiles_iou_interval": [iou - 0.05, iou + 0.15], "image_auroc": 0.95, "defect_images": 7, "cost": {"train_tflop": 2.0}}  # fmt: skip
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_the_recommended_arms_run_with_the_best_val_iou_ships_with_its_card(outp
     assert sorted(p.name for p in (outputs / "release").iterdir()) == ["README.md", "card.json", "model.json", "model.pt", "threshold.json"]
     text = (outputs / "release" / "README.md").read_text()
     assert "recommends `unet-bce`" in text and "| unet-bce-seed0-fold1 | 1 | converged | 0.700 | 0.600 |" in text
-    assert "0.650 [0.550, 0.750]" in text and "ensemble of the fold models" in text and "Not a recommendation" not in text
+    assert "| 0.650 [0.550, 0.750] | 0.700 [0.600, 0.800] |" in text and "ensemble of the fold models" in text and "Not a recommendation" not in text
 
 
 def test_with_no_converged_arm_the_best_pooled_arm_ships_and_its_card_says_so(outputs):
