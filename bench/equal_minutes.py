@@ -5,8 +5,8 @@ Run: .venv/bin/python bench/equal_minutes.py --config configs/mtd.yaml \
 An arm is a model name, optionally with a config file of its own after a colon (dotted params
 keys, layered last); the first arm is the reference. Params are params.yaml under the
 --config layers (as ``defectseg compare`` layers them). Each arm trains the real model on random
-images of the configured size and batch, with the configured loss and image head, steps of
-AdamW; the arms take turns for --rounds rounds so that a slow spell of the machine falls on all
+images of the configured size and batch, with the configured loss and image head, device,
+precision and memory format (as the trainer places them), steps of AdamW; the arms take turns for --rounds rounds so that a slow spell of the machine falls on all
 of them, and each arm's step time is its median over rounds. Printed: seconds per step, the
 ratio to the reference, and the epochs at which the arm's training minutes equal the
 reference's (the reference's recipe epochs divided by the ratio).
@@ -25,6 +25,7 @@ from defectseg.config.loading import read_yaml
 from defectseg.config.params import apply_overrides, parse_params
 from defectseg.models.encoder_unet import split_logits
 from defectseg.models.factory import build_model
+from defectseg.models.inference import Compute, pick_device
 from defectseg.training.losses import build_loss
 
 
@@ -43,21 +44,24 @@ class Arm:
         self.spec = spec
         self.model_name, self.params = arm_params(spec, configs)
         section = getattr(self.params.models, self.model_name)
-        self.model = build_model(self.model_name, section)
+        recipe = self.params.train_for(self.model_name)
+        self.compute = Compute(pick_device(recipe.device, "train.device"), recipe.precision == "bf16", recipe.channels_last)
+        self.model = self.compute.place(build_model(self.model_name, section))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
         self.loss_fn = build_loss(loss, self.params.losses)
         self.head_weight = getattr(section, "image_head_weight", 0.0)
-        recipe = self.params.train_for(self.model_name)
         height, width = self.params.preprocess.height_width
-        self.images = torch.randn(recipe.batch_size, 1, height, width)
-        self.masks = (torch.rand(recipe.batch_size, 1, height, width) > 0.95).float()
+        self.images = self.compute.put(torch.randn(recipe.batch_size, 1, height, width))
+        self.masks = (torch.rand(recipe.batch_size, 1, height, width) > 0.95).float().to(self.compute.device)
         self.epochs = recipe.epochs
 
     def seconds_per_step(self, steps: int) -> float:
         self.model.train()
         start = time.perf_counter()
         for _ in range(steps):
-            logits, image_logits = split_logits(self.model(self.images).float())
+            with self.compute.autocast():
+                output = self.model(self.images)
+            logits, image_logits = split_logits(output.float())
             loss = self.loss_fn(logits, self.masks)
             if image_logits is not None:
                 loss = loss + self.head_weight * F.binary_cross_entropy_with_logits(image_logits, self.masks.amax((1, 2, 3)))
