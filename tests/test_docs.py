@@ -101,11 +101,13 @@ def test_a_history_block_names_the_changed_code_without_asking_for_a_rerun(tmp_p
 
 def test_a_remade_report_keeps_the_measurement_and_says_it_was_remade(tmp_path):
     root = copy_of_docs(tmp_path)
-    lock = {"stages": {"train@a": {"outs": [{"path": "models/a/model.pt", "md5": "1" * 32}]}, "report": {"outs": [{"path": "reports/report.md", "md5": "2" * 32}]}}}
+    lock = {"stages": {"train@a": {"outs": [{"path": "models/a/model.pt", "md5": "1" * 32}]}, "report": {"outs": [{"path": "reports/report.md", "md5": "2" * 32}]},
+                       "ship": {"outs": [{"path": "release", "md5": "5" * 32}]}}}
     first = provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 3300, [], "fixture")
     remade_lock = json.loads(json.dumps(lock))
     remade_lock["stages"]["report"]["outs"][0]["md5"] = "3" * 32
-    assert remeasured_stages(remade_lock, lock) == [], "only the report ran again"
+    remade_lock["stages"]["ship"]["outs"][0]["md5"] = "6" * 32
+    assert remeasured_stages(remade_lock, lock) == [], "only the report and the model card it ships were written again"
     fixture_report(root, provenance(json.dumps(remade_lock), PARAMS_TEXT, "fedcba9876543210", "2026-11-30", 30, [], "fixture-remade", first))
     line = next(line for line in render(Path("reports/fixture"), root).splitlines() if "Measured" in line)
     assert "Measured 2026-11-28" in line and "55.0 min wall time, commit `0123456789`, experiment `fixture`" in line

@@ -57,9 +57,13 @@ def code_hashes(lock: dict, stages: set[str]) -> dict[str, str]:
     return dict(sorted(hashes.items()))
 
 
+PRESENTING_STAGES = ("source", "report", "ship")
+
+
 def remeasured_stages(lock: dict, measured_lock: dict) -> list[str]:
-    """The stages (other than the report and the always-run source) whose outputs in ``lock``
-    differ from those in ``measured_lock``: non-empty when a re-made report measured anew.
+    """The stages whose outputs in ``lock`` differ from those in ``measured_lock``: non-empty
+    when a re-made report measured anew. ``PRESENTING_STAGES`` are left out: source always runs,
+    and the report and the ship stage (its model card) only present what the others measured.
 
     Entries a ``dvc.lock`` carries over from the workspace for stages outside the experiment
     compare equal unless the workspace's lock changed in between; then this errs on the safe
@@ -71,7 +75,7 @@ def remeasured_stages(lock: dict, measured_lock: dict) -> list[str]:
     return sorted(
         name
         for name, stage in lock.get("stages", {}).items()
-        if name not in ("report", "source") and name in before and outs(stage) != outs(before[name])
+        if name not in PRESENTING_STAGES and name in before and outs(stage) != outs(before[name])
     )
 
 
