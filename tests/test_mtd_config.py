@@ -46,7 +46,7 @@ def layered(*names: str):
 @pytest.mark.parametrize(
     ("layers", "models", "losses"),
     [
-        (["mtd-cv-losses.yaml"], ["mobilenet_unet"], ["dicebce", "lovasz"]),
+        (["mtd-cv-losses.yaml"], ["efficientnet_unet"], ["dicebce", "lovasz"]),
         (["mtd-cv-losses.yaml", "mtd-models.yaml"], ["mobilenet_unet", "efficientnet_unet"], ["dicebce"]),
     ],
 )
