@@ -48,6 +48,7 @@ def layered(*names: str):
     [
         (["mtd-cv-losses.yaml"], ["efficientnet_unet"], ["dicebce", "lovasz"]),
         (["mtd-cv-losses.yaml", "mtd-models.yaml"], ["mobilenet_unet", "efficientnet_unet"], ["dicebce"]),
+        (["mtd-cv-losses.yaml", "mtd-cv-bce.yaml"], ["efficientnet_unet"], ["bce", "dicebce"]),
     ],
 )
 def test_cross_validated_mtd_configs_keep_the_single_splits_schedule(layers, models, losses):
