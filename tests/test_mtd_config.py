@@ -30,7 +30,8 @@ def mtd_params(**extra):
 
 def test_mtd_config_sets_only_known_keys_to_valid_values():
     params = mtd_params()
-    assert params.preprocess.height_width == (224, 224) and params.compare.models == ["mobilenet_unet"]
+    assert params.preprocess.height_width == (224, 224) and params.compare.models == ["efficientnet_unet"]
+    assert params.models.efficientnet_unet.variant == "lite1" and params.train_for("efficientnet_unet").epochs == 29
     assert params.models.mobilenet_unet.weights.startswith("https://download.pytorch.org/models/mobilenet_v2-")
     assert params.models.unet.downscale == 4 and params.models.unet.refine.width > 0
     assert params.train_for("unet").epochs == 120 and params.train_for("mobilenet_unet") == params.train
