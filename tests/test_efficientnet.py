@@ -82,9 +82,14 @@ def test_efficientnet_unet_keeps_any_input_size_and_carries_the_image_head():
 
 
 def variant_settings(variant: str):
-    """``models.efficientnet_unet`` with configs/mtd-<variant>.yaml's variant and weights over it."""
-    config = yaml.safe_load((REPO / "configs" / f"mtd-{variant}.yaml").read_text())
-    return params_with(**{k: v for k, v in config.items() if k.startswith("models.")}).models.efficientnet_unet
+    """``models.efficientnet_unet`` as configs/mtd.yaml sets it (Lite1), with
+    configs/mtd-<variant>.yaml layered over it as `defectseg compare` layers them."""
+    config = {}
+    for name in ("mtd.yaml", f"mtd-{variant}.yaml"):
+        config.update(yaml.safe_load((REPO / "configs" / name).read_text()))
+    settings = params_with(**{k: v for k, v in config.items() if k.startswith("models.")}).models.efficientnet_unet
+    assert settings.variant == variant
+    return settings
 
 
 @pytest.mark.parametrize(("variant", "tensors", "parameters"), [("lite1", 386, 5_470_408), ("lite2", 386, 6_150_232)])
