@@ -84,3 +84,12 @@ def test_a_budget_too_tight_for_the_sample_flags_none_of_it():
     scores = np.linspace(0.0, 1.0, 20)
     assert allowed_false_alarms(20, 0.05, 0.9) == -1
     assert (scores > gate_for_false_alarms(scores, 0.05, 0.9)).sum() == 0
+
+
+def test_the_gate_bound_counts_groups_so_six_photographs_of_a_tile_do_not_buy_a_looser_gate():
+    scores = np.linspace(0.0, 1.0, 120)
+    by_image = gate_for_false_alarms(scores, 0.05, 0.9)
+    by_group = gate_for_false_alarms(scores, 0.05, 0.9, groups=20)
+    assert by_image < by_group == scores.max(), "20 tiles cannot bound 5% at 90%: no val false alarm is allowed"
+    assert gate_for_false_alarms(scores, 0.05, 0.9, groups=120) == by_image
+    assert gate_for_false_alarms(scores, 0.05, 0.0, groups=20) == gate_for_false_alarms(scores, 0.05, 0.0), "the point rate does not depend on the groups"

@@ -209,8 +209,8 @@ def test_data_too_small_for_the_split_is_refused_naming_the_counts(repo, tmp_pat
     repo.run("rm", "-rf", "data/prepared", "data/preprocessed", "data/source.json", "data/dvc.lock", "models", "metrics/runs")
     source = make_plain(tmp_path / "six", n=6)
     repo.set_params(**{"data.source": str(source)})
-    line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave val and test empty")
-    assert "(train 6, val 0, test 0)" in line and "data.split or compare.folds" in line
+    line = assert_fails_cleanly(repo, "6 pairs split at train/val/test = 0.7/0.15/0.15 leave test empty")
+    assert "(train 4, val 2, test 0)" in line and "data.split or compare.folds" in line
     repo.run("git", "checkout", "params.yaml")
 
 

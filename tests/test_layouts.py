@@ -83,4 +83,4 @@ def test_real_mtd_copy_is_found_with_its_classes():
     counts = {}
     for pair in found.pairs:
         counts[pair.defect_class] = counts.get(pair.defect_class, 0) + 1
-    assert counts == {"blowhole": 92, "break": 68, "crack": 46, "fray": 26, "uneven": 82, "free": 762}
+    assert counts == {"blowhole": 79, "break": 61, "crack": 45, "fray": 25, "uneven": 78, "free": 791}

@@ -48,4 +48,4 @@ def test_unknown_param_key_fails_naming_it(small_repo):
 def test_exp_run_on_mtd_path(small_repo):
     small_repo.run("dvc", "exp", "run", "prepare", "-S", f"data.source={MTD}")
     summary = (small_repo.root / "data" / "prepared" / "summary.json").read_text()
-    assert '"pairs": 1076' in summary
+    assert '"pairs": 1079' in summary

@@ -12,7 +12,7 @@ from defectseg.config.data import SplitParams
 from defectseg.data.manifest import COLUMNS as MANIFEST_COLUMNS
 from defectseg.data.manifest import read_manifest
 from defectseg.data.prepare import prepare_dataset
-from defectseg.data.splits import assign_folds, assign_splits
+from defectseg.data.splits import assign_folds, assign_splits, groups_across_roles
 from defectseg.data.synthetic import make_tile
 from defectseg.errors import DataError
 
@@ -32,6 +32,7 @@ def test_plain_folder_gives_manifest_and_summary(tmp_path, eight_pairs):
     summary = run_prepare(tmp_path, eight_pairs)
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert list(manifest.columns) == [*MANIFEST_COLUMNS, "fold0"]
+    assert manifest["group"].tolist() == manifest["id"].tolist(), "distinct random images: each its own group"
     assert sorted(manifest["defect_class"]) == ["defect"] * 4 + ["free"] * 4
     assert manifest.loc[manifest["id"] == "img1", "defect_fraction"].item() == pytest.approx(100 / 48**2, abs=1e-6)
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
@@ -124,24 +125,26 @@ def test_synthetic_defects_are_not_a_brightness_threshold():
     assert best < 0.3, f"a global threshold reaches IoU {best:.2f}"
 
 
-def test_split_is_stratified_and_repeatable():
-    ids = [f"id{i}" for i in range(200)]
-    classes = ["free"] * 100 + ["crack"] * 60 + ["break"] * 40
+def test_split_is_stratified_by_class_cut_by_group_and_repeatable():
+    ids = [f"id{i:03d}" for i in range(210)]
+    classes = ["free"] * 105 + ["crack"] * 63 + ["break"] * 42
+    groups = [f"g{i // 3}" for i in range(210)]
     params = SplitParams(train=0.7, val=0.15, test=0.15, seed=3)
-    first = assign_splits(ids, classes, params)
-    assert first == assign_splits(ids, classes, params)
-    for cls, n in [("free", 100), ("crack", 60), ("break", 40)]:
+    first = assign_splits(ids, classes, groups, params)
+    assert first == assign_splits(ids, classes, groups, params)
+    assert groups_across_roles(groups, first) == {}
+    for cls, n in [("free", 105), ("crack", 63), ("break", 42)]:
         got = [s for s, c in zip(first, classes) if c == cls]
-        assert got.count("val") == round(n * 0.15) and got.count("test") == round(n * 0.15)
-    assert first != assign_splits(ids, classes, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
+        assert abs(got.count("test") - n / 7) <= 3 and abs(got.count("val") - n / 7) <= 3
+    assert first != assign_splits(ids, classes, groups, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
 
 
 def test_split_does_not_depend_on_order_or_unrelated_params(tmp_path, eight_pairs):
     ids = [f"id{i}" for i in range(50)]
     classes = ["free", "crack"] * 25
     params = SplitParams(train=0.6, val=0.2, test=0.2, seed=0)
-    forward = dict(zip(ids, assign_splits(ids, classes, params)))
-    backward = dict(zip(ids[::-1], assign_splits(ids[::-1], classes[::-1], params)))
+    forward = dict(zip(ids, assign_splits(ids, classes, ids, params)))
+    backward = dict(zip(ids[::-1], assign_splits(ids[::-1], classes[::-1], ids[::-1], params)))
     assert forward == backward
     a = run_prepare(tmp_path / "a", eight_pairs, **{"data.min_side": 16})
     b = run_prepare(tmp_path / "b", eight_pairs, **{"data.min_side": 20, "preprocess.image_size": 64})
@@ -151,28 +154,40 @@ def test_split_does_not_depend_on_order_or_unrelated_params(tmp_path, eight_pair
 
 
 @pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
-def test_real_mtd_manifest_matches_its_readme(tmp_path):
-    summary = run_prepare(tmp_path, MTD)
-    assert summary["pairs"] == 1076
-    assert summary["per_class"] == {"blowhole": 92, "break": 68, "crack": 46, "fray": 26, "uneven": 82, "free": 762}
-    assert summary["per_fold"] == [{"train": 754, "val": 161, "test": 161}]
+def test_real_mtd_manifest_matches_its_readme_and_keeps_every_tile_whole(tmp_path):
+    summary = run_prepare(tmp_path, MTD, **{"compare.folds": [0, 1, 2]})
+    assert summary["pairs"] == 1079
+    assert summary["per_class"] == {"blowhole": 79, "break": 61, "crack": 45, "fray": 25, "uneven": 78, "free": 791}
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    folds = ["fold0", "fold1", "fold2"]
+    tested = manifest.groupby("group")[folds].agg(lambda roles: set(roles)).map(len)
+    assert (tested == 1).all().all(), "no group holds two roles in any fold"
+    assert ((manifest[folds] == "test").sum(axis=1) == 1).all()
+    crack = manifest.set_index("id")["group"]
+    assert crack["exp4_num_85998"] == crack["exp4_num_88149"], "the recaptured crack of the data README joins its first session"
+    assert crack["exp1_num_32128"] == crack["exp6_num_32235"] != crack["exp4_num_85998"]
+    assert manifest.loc[manifest["defect_class"] == "crack", "group"].nunique() == 7, "the README's 7 cracked tiles"
+    assert 120 <= summary["groups"] <= 150
+    assert [fold["near_duplicates_across_roles"] for fold in summary["leakage_audit"]["per_fold"]] == [0, 0, 0]
 
 
-def test_folds_test_every_pair_exactly_once_stratified_by_class():
-    ids = [f"id{i:03d}" for i in range(200)]
-    classes = ["free"] * 110 + ["crack"] * 60 + ["break"] * 30
+def test_folds_test_every_pair_exactly_once_stratified_by_class_and_whole_groups():
+    ids = [f"id{i:03d}" for i in range(210)]
+    classes = ["free"] * 120 + ["crack"] * 60 + ["break"] * 30
+    groups = [f"g{i // 3}" for i in range(210)]
     params = SplitParams(train=0.7, val=0.15, test=0.15, seed=3)
-    roles = assign_folds(ids, classes, 3, params)
+    roles = assign_folds(ids, classes, groups, 3, params)
     tested = [sum(fold[i] == "test" for fold in roles) for i in range(len(ids))]
     assert tested == [1] * len(ids)
     for fold in roles:
-        for cls, n in [("free", 110), ("crack", 60), ("break", 30)]:
+        assert groups_across_roles(groups, fold) == {}
+        for cls, n in [("free", 120), ("crack", 60), ("break", 30)]:
             got = [role for role, c in zip(fold, classes) if c == cls]
-            assert abs(got.count("test") - n / 3) <= 1
-            assert got.count("val") == round((n - got.count("test")) * 0.15 / 0.85)
-    assert roles == assign_folds(ids, classes, 3, params)
-    assert roles != assign_folds(ids, classes, 3, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
-    shuffled = dict(zip(ids[::-1], zip(*assign_folds(ids[::-1], classes[::-1], 3, params))))
+            assert abs(got.count("test") - n / 3) <= 3
+            assert abs(got.count("val") - (n - got.count("test")) / 6) <= 3
+    assert roles == assign_folds(ids, classes, groups, 3, params)
+    assert roles != assign_folds(ids, classes, groups, 3, SplitParams(train=0.7, val=0.15, test=0.15, seed=4))
+    shuffled = dict(zip(ids[::-1], zip(*assign_folds(ids[::-1], classes[::-1], groups[::-1], 3, params))))
     assert shuffled == dict(zip(ids, zip(*roles)))
 
 
@@ -186,4 +201,4 @@ def test_prepare_writes_each_folds_roles_and_counts(tmp_path):
 
 def test_a_fold_left_without_val_is_refused_by_name(tmp_path, eight_pairs):
     with pytest.raises(DataError, match=r"8 pairs in fold 0 of 4 leave val empty \(train 6, val 0, test 2\)"):
-        run_prepare(tmp_path, eight_pairs, **{"compare.folds": [0, 1, 2, 3], "data.split.val": 0.05, "data.split.train": 0.8})
+        run_prepare(tmp_path, eight_pairs, **{"compare.folds": [0, 1, 2, 3], "data.split.val": 0.0, "data.split.train": 0.85})

@@ -89,7 +89,7 @@ def test_report_pools_every_fold_into_one_table_with_intervals(fixture_runs):
     assert low < unet_bce["iou"] < high
     assert table["test_iou_per_fold"]["unet-bce"] == {"0": 0.5, "1": 0.6}
     report = (fixture_runs / "reports" / "report.md").read_text()
-    assert "2-fold cross-validation" in report and "20 test images (10 with defects)" in report
+    assert "2-fold cross-validation by group" in report and "20 groups (20 test images; 10 groups, 10 images with defects)" in report
     assert f"| unet | bce | {unet_bce['iou']:.3f} [{low:.3f}, {high:.3f}] |" in report
     assert "| unet-dice | 0.500 | 0.600 |" in report
     assert "measured at each image's own size" in report
@@ -261,7 +261,7 @@ def test_per_class_verdicts_pair_the_same_images_and_say_which_loss_to_use_for_w
     by_class = class_verdicts(arms, list(tables), 500, 0, 0.95)
     assert by_class["crack"]["images"] == 25 and by_class["crack"]["verdicts"][0]["verdict"].startswith("dice beats bce by +")
     assert by_class["blowhole"]["verdicts"][0]["verdict"].startswith("bce beats dice by +")
-    assert by_class["fray"] == {"images": 5, "verdicts": []} and "free" not in by_class
+    assert by_class["fray"] == {"images": 5, "groups": 5, "verdicts": []} and "free" not in by_class
     crack_totals = class_totals(arms)["crack"]
     assert advice(crack_totals, ["unet-bce", "unet-dice"], 500, 0, 0.95) == {
         "best": "unet-dice", "iou": pytest.approx(advice(crack_totals, ["unet-dice"], 500, 0, 0.95)["iou"]), "beats": ["unet-bce"], "cannot_tell": [], "higher_unsettled": {}
@@ -274,11 +274,11 @@ def test_advice_names_a_higher_arm_that_had_not_finished_learning():
     only_bce = advice(crack_totals, ["unet-bce"], 500, 0, 0.95)
     assert only_bce["best"] == "unet-bce" and list(only_bce["higher_unsettled"]) == ["unet-dice"]
     assert only_bce["higher_unsettled"]["unet-dice"] > only_bce["iou"]
-    sentence = _advice_sentence("crack", {"images": 25, **only_bce})
-    assert sentence.startswith("- **crack** (25 defective images): `unet-bce` (IoU ")
+    sentence = _advice_sentence("crack", {"images": 25, "groups": 25, **only_bce})
+    assert sentence.startswith("- **crack** (25 groups, 25 defective images): `unet-bce` (IoU ")
     assert "Higher but not finished (still learning or stalled): `unet-dice` (IoU " in sentence and sentence.endswith("train it longer before choosing.")
-    assert _advice_sentence("crack", {"images": 25, **only_bce, "higher_unsettled": {"a": 0.9, "b": 0.8}}).endswith("train them longer before choosing.")
-    assert "Higher" not in _advice_sentence("crack", {"images": 25, **advice(crack_totals, ["unet-dice"], 500, 0, 0.95)})
+    assert _advice_sentence("crack", {"images": 25, "groups": 25, **only_bce, "higher_unsettled": {"a": 0.9, "b": 0.8}}).endswith("train them longer before choosing.")
+    assert "Higher" not in _advice_sentence("crack", {"images": 25, "groups": 25, **advice(crack_totals, ["unet-dice"], 500, 0, 0.95)})
 
 
 def test_the_gate_sentence_names_the_image_head_where_the_models_have_one():
@@ -296,10 +296,10 @@ def test_report_advises_per_class_and_says_when_the_data_cannot_tell(tmp_path):
     table = build(tmp_path, **{"compare.models": ["unet"], "compare.folds": [0]})
     report = (tmp_path / "reports" / "report.md").read_text()
     assert table["advice"]["crack"]["best"] == "unet-dice" and table["advice"]["blowhole"]["best"] == "unet-bce"
-    assert "- **crack** (25 defective images): use `unet-dice`" in report
-    assert "- **blowhole** (25 defective images): use `unet-bce`" in report
-    assert "- **fray** (5 defective images): the data cannot tell (fewer than 20 defective images)." in report
-    assert "- **crack** (25 images): dice beats bce by +" in report
+    assert "- **crack** (25 groups, 25 defective images): use `unet-dice`" in report
+    assert "- **blowhole** (25 groups, 25 defective images): use `unet-bce`" in report
+    assert "- **fray** (5 groups, 5 defective images): the data cannot tell (fewer than 20 defective images or 5 groups)." in report
+    assert "- **crack** (25 groups (25 images)): dice beats bce by +" in report
 
 
 def test_the_stall_reference_is_the_best_run_on_the_same_folds_val_images(fixture_runs):

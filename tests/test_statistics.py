@@ -1,4 +1,4 @@
-"""The bootstraps over images."""
+"""The bootstraps over groups (each image its own group where none is given)."""
 
 import numpy as np
 import pytest
@@ -6,11 +6,51 @@ import pytest
 from defectseg.report.statistics import ImageTotals, bootstrap_intervals, paired_bootstrap
 
 
-def totals(tp, fp, fn, flagged=None, has_defect=None, seeds=1):
+def totals(tp, fp, fn, flagged=None, has_defect=None, seeds=1, group=None):
     tp, fp, fn = np.array(tp), np.array(fp), np.array(fn)
     flagged = np.array(flagged) if flagged is not None else ((tp + fp) > 0).astype(int)
     has_defect = np.array(has_defect) if has_defect is not None else (tp + fn) > 0
-    return ImageTotals(tp, fp, fn, flagged, has_defect, seeds)
+    group = np.array(group) if group is not None else np.arange(len(tp)).astype(str)
+    return ImageTotals(tp, fp, fn, flagged, has_defect, seeds, group)
+
+
+def six_photographs_each(arm):
+    """Every image of ``arm`` taken six times: six images of one group each."""
+    return totals(*(np.repeat(v, 6) for v in (arm.tp, arm.fp, arm.fn, arm.flagged, arm.has_defect)), group=np.repeat(arm.group, 6))
+
+
+def width(interval):
+    return interval[1] - interval[0]
+
+
+def test_six_photographs_of_each_object_widen_the_group_interval_where_an_image_bootstrap_narrows():
+    rng = np.random.default_rng(5)
+    arm = totals(rng.integers(0, 60, 40), rng.integers(0, 30, 40), rng.integers(0, 30, 40))
+    copies = six_photographs_each(arm)
+    as_images = totals(copies.tp, copies.fp, copies.fn, copies.flagged, copies.has_defect)
+    alone = bootstrap_intervals(arm, 2000, 0, 0.95)["iou"]
+    by_group = bootstrap_intervals(copies, 2000, 0, 0.95)["iou"]
+    by_image = bootstrap_intervals(as_images, 2000, 0, 0.95)["iou"]
+    assert width(by_image) < 0.6 * width(alone), "resampling the copies as independent images narrows the interval"
+    assert width(by_group) > 0.8 * width(alone) and width(by_group) > 1.5 * width(by_image)
+
+
+def test_a_paired_verdict_on_copied_photographs_is_not_made_surer_by_the_copies():
+    rng = np.random.default_rng(6)
+    a = totals(rng.integers(20, 60, 30), rng.integers(0, 30, 30), rng.integers(0, 30, 30))
+    b = totals(a.tp - rng.integers(0, 6, 30), a.fp, a.fn + rng.integers(0, 6, 30))
+    a6, b6 = six_photographs_each(a), six_photographs_each(b)
+    grouped = paired_bootstrap(a6, b6, 2000, 0, 0.95)
+    as_images = paired_bootstrap(*(totals(t.tp, t.fp, t.fn, t.flagged, t.has_defect) for t in (a6, b6)), 2000, 0, 0.95)
+    assert grouped["difference"] == pytest.approx(as_images["difference"])
+    assert grouped["high"] - grouped["low"] > 1.5 * (as_images["high"] - as_images["low"])
+
+
+def test_paired_bootstrap_refuses_arms_whose_images_sit_in_other_groups():
+    a = totals([1, 2, 3], [0, 0, 0], [0, 0, 0], group=["x", "x", "y"])
+    b = totals([1, 2, 3], [0, 0, 0], [0, 0, 0], group=["x", "y", "y"])
+    with pytest.raises(ValueError, match="in the same groups"):
+        paired_bootstrap(a, b, 100, 0, 0.95)
 
 
 def test_bootstrap_is_repeatable_for_the_same_seed():

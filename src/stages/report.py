@@ -15,6 +15,7 @@ def main() -> None:
         evaluation_dir=Path("evaluation"),
         live_dir=Path("dvclive"),
         data_summary_path=Path("data/prepared/summary.json"),
+        manifest_path=Path("data/prepared/manifest.csv"),
         report_dir=Path("reports"),
         outputs_dir=Path("metrics"),
     )

@@ -130,7 +130,11 @@ def _interval(pair) -> str:
 
 def _provenance_line(record: dict | None, table: dict, root: Path, history: bool) -> str:
     first = next(iter(table["arms"].values()))
-    design = f"{table['folds']}-fold cross-validation, pooled over all {first['images']} images" if table["folds"] > 1 else f"one split, {first['images']} test images"
+    if "groups" in first:
+        counted = f"{first['groups']} groups ({first['images']} images)"
+        design = f"{table['folds']}-fold cross-validation by group, pooled over all {counted}" if table["folds"] > 1 else f"one split, {counted} tested"
+    else:
+        design = f"{table['folds']}-fold cross-validation, pooled over all {first['images']} images" if table["folds"] > 1 else f"one split, {first['images']} test images"
     if record is None:
         return f"*{design} ({first['defect_images']} with defects). No provenance recorded: measured before reports kept their commit and code hashes.*"
     measured = record.get("measured", record)

@@ -13,6 +13,7 @@ class SyntheticParams(Section):
     count: Annotated[int, Field(ge=6)]
     tile_size: Annotated[int, Field(ge=32, le=4096)]
     free_fraction: Fraction
+    exposures: Annotated[int, Field(ge=1, le=12)]
     seed: Annotated[int, Field(ge=0)]
 
 
@@ -35,6 +36,12 @@ class SplitParams(Section):
         return self
 
 
+class GroupParams(Section):
+    mtd_frame_gap: Annotated[int, Field(ge=0)]
+    near_duplicate_similarity: Annotated[float, Field(gt=0.0, le=1.01)]
+    audit_pairs: Annotated[int, Field(ge=0, le=1000)]
+
+
 class DataParams(Section):
     source: Annotated[str, Field(min_length=1)]
     min_side: Annotated[int, Field(ge=1)]
@@ -42,6 +49,7 @@ class DataParams(Section):
     synthetic: SyntheticParams
     mtd: MtdParams
     split: SplitParams
+    groups: GroupParams
 
 
 def load_data_params(path: str | Path = PARAMS_FILE) -> DataParams:

@@ -23,21 +23,23 @@ SEARCH_DEPTH = 2
 
 @dataclass(frozen=True)
 class Pair:
-    """One image and its mask; ``defect_class`` is None where the layout does not say."""
+    """One image and its mask; ``defect_class`` and ``group`` (the physical object it shows) are None where the source does not say."""
 
     id: str
     image: Path
     mask: Path
     defect_class: str | None
+    group: str | None = None
 
 
 @dataclass
 class Found:
-    """What a layout scan found: the pairs and the non-image files it skipped."""
+    """What a layout scan found: the pairs, the non-image files it skipped, and the folder the layout sits in."""
 
     layout: str
     pairs: list[Pair]
     skipped: list[Path] = field(default_factory=list)
+    folder: Path | None = None
 
 
 def _files(folder: Path, root: Path) -> Iterable[Path]:
@@ -146,6 +148,7 @@ def find_pairs(root: Path) -> Found:
         scan = _detect(folder)
         if scan is not None:
             found = scan(folder)
+            found.folder = folder
             if not found.pairs:
                 raise DataError(folder, f"{found.layout} layout found but it holds no image/mask pairs")
             return found

@@ -1,4 +1,4 @@
-"""Prepare's manifest: one row per pair, its copied image and mask, size, class and fold roles.
+"""Prepare's manifest: one row per pair, its copied image and mask, size, class, group and fold roles.
 
 The manifest lives in the prepared data set's folder and names each image and mask by its
 path *relative to that folder* (``images/<id>.png``), so the data set is a self-contained
@@ -12,7 +12,7 @@ import pandas as pd
 from defectseg.errors import DataError
 
 MANIFEST = "manifest.csv"
-COLUMNS = ["id", "defect_class", "image", "mask", "width", "height", "defect_fraction"]
+COLUMNS = ["id", "defect_class", "image", "mask", "width", "height", "defect_fraction", "group"]
 FILE_COLUMNS = ("image", "mask")
 NEEDED = ["id", "defect_class", *FILE_COLUMNS]
 
@@ -32,3 +32,12 @@ def read_manifest(path: Path) -> pd.DataFrame:
     for column in FILE_COLUMNS:
         manifest[column] = [str(path.parent / name) for name in manifest[column]]
     return manifest.set_index("id")
+
+
+def read_groups(path: Path) -> dict[str, str]:
+    """Each pair's group (id to group) from the manifest at ``path``; a manifest written before
+    groups existed is refused with what to run."""
+    manifest = read_manifest(path)
+    if "group" not in manifest:
+        raise DataError(path, "manifest has no group column (written before groups): run `dvc repro -f prepare`")
+    return manifest["group"].astype(str).to_dict()

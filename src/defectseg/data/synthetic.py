@@ -3,8 +3,13 @@
 Each tile is a noisy, unevenly lit surface with harmless look-alikes (smooth stains,
 bright specks, faint grooves) so that no brightness threshold separates defects from
 background. Five defect kinds mimic the Magnetic Tile classes: thin cracks, round
-blowholes, edge breaks, frayed edges and uneven patches. Tile ``i`` depends only on
-the seed and ``i``, so adding tiles never changes existing ones.
+blowholes, edge breaks, frayed edges and uneven patches.
+
+Like the Magnetic Tile set, which photographs each physical tile up to six times, every
+synthetic object is written as ``exposures`` images (one group): the same surface and
+defect under another gain and offset, fresh sensor noise and a shift of up to 2 pixels.
+Image ``i`` is exposure ``i % exposures`` of object ``i // exposures``, and depends only on
+the seed, ``i`` and ``exposures``, so adding images never changes existing ones.
 """
 
 from dataclasses import dataclass
@@ -161,16 +166,42 @@ def make_tile(seed: int, index: int, size: int, free_fraction: float) -> Tile:
     return Tile(image, mask, defect_class)
 
 
+MAX_SHIFT = 2
+
+
+def expose(tile: Tile, seed: int, obj: int, exposure: int) -> Tile:
+    """Another photograph of ``tile`` (object ``obj``): exposure 0 is the tile itself; later ones
+    scale and offset its brightness, add fresh noise and shift it (mask alike) by up to 2 pixels."""
+    if exposure == 0:
+        return tile
+    rng = np.random.default_rng([seed, obj, exposure, 1])
+    gain, offset = rng.uniform(0.75, 1.3), rng.uniform(-20, 20)
+    dx, dy = (int(v) for v in rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, 2))
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    size = tile.image.shape[::-1]
+    moved = cv2.warpAffine(tile.image.astype(np.float32), shift, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+    mask = cv2.warpAffine(tile.mask, shift, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+    image = np.clip(moved * gain + offset + rng.normal(0, 2, moved.shape), 0, 255).round().astype(np.uint8)
+    return Tile(image, mask, tile.defect_class)
+
+
+def make_image(params: SyntheticParams, index: int) -> tuple[Tile, int]:
+    """Image ``index`` of the synthetic set and the object it shows."""
+    obj, exposure = divmod(index, params.exposures)
+    tile = make_tile(params.seed, obj, params.tile_size, params.free_fraction)
+    return expose(tile, params.seed, obj, exposure), obj
+
+
 def write_tiles(folder: Path, params: SyntheticParams) -> list[Pair]:
-    """Write ``params.count`` tiles as PNG pairs under ``folder`` and list them."""
+    """Write ``params.count`` images as PNG pairs under ``folder`` and list them, each with its object's group."""
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
     pairs = []
     for index in range(params.count):
-        tile = make_tile(params.seed, index, params.tile_size, params.free_fraction)
+        tile, obj = make_image(params, index)
         name = f"tile_{index:05d}"
         image_path, mask_path = folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"
         Image.fromarray(tile.image).save(image_path)
         Image.fromarray(tile.mask).save(mask_path)
-        pairs.append(Pair(name, image_path, mask_path, tile.defect_class))
+        pairs.append(Pair(name, image_path, mask_path, tile.defect_class, group=f"object_{obj:05d}"))
     return pairs

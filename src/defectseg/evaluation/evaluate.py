@@ -87,14 +87,16 @@ def choose_threshold(probabilities: list[np.ndarray], truth: list[np.ndarray], s
     return float(round(thresholds[int(np.argmax(scores))], 6))
 
 
-def choose_decision(val: NativeSplit, params: EvaluateParams) -> Decision:
+def choose_decision(val: NativeSplit, params: EvaluateParams, groups: np.ndarray | None = None) -> Decision:
     """The pixel threshold that maximises val IoU (``params.threshold_objective``: pooled, or the
     mean of the classes' IoUs), and the image gate that keeps val false alarms (by image score:
-    the image head's, where the model has one) within ``params.max_false_alarm_rate``."""
+    the image head's, where the model has one) within ``params.max_false_alarm_rate``, its
+    confidence bound counting the defect-free images' ``groups`` (each val image's group; None: each alone)."""
     classes = val.split.classes if params.threshold_objective == "class_mean" else None
     threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps, classes)
     free = np.array([not t.any() for t in val.truth])
-    gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate, params.false_alarm_confidence)
+    free_groups = None if groups is None else len(set(np.asarray(groups)[free].tolist()))
+    gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate, params.false_alarm_confidence, free_groups)
     return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share, val.head_scores is not None)
 
 
@@ -166,7 +168,8 @@ def _evaluate_run(
         split = loaded[name]
         probabilities, heads = predict_outputs(saved, split.images, params.batch_size, compute, params.flip_tta)
         splits[name] = native_split(split, probabilities, manifest, mask_threshold, params.image_score_share, heads)
-    decision = choose_decision(splits["val"], params)
+    val_groups = manifest["group"].reindex(splits["val"].split.ids).to_numpy() if "group" in manifest else None
+    decision = choose_decision(splits["val"], params, val_groups)
     result = {
         "threshold": decision.threshold,
         "image_threshold": decision.image_threshold,

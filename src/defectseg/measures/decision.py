@@ -58,18 +58,23 @@ def allowed_false_alarms(free: int, max_false_alarm_rate: float, confidence: flo
     return allowed
 
 
-def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float, confidence: float = 0.0) -> float:
-    """The lowest image threshold above which at most the allowed number
-    (``allowed_false_alarms``) of the defect-free images score; 0.0 (no gate) when there are
-    none or all may be flagged, and their highest score (none flagged) where even 0 is too many.
+def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float, confidence: float = 0.0, groups: int | None = None) -> float:
+    """The lowest image threshold above which at most the allowed number of the defect-free
+    images score; 0.0 (no gate) when there are none or all may be flagged, and their highest
+    score (none flagged) where even 0 is too many.
 
     At ``confidence`` 0 the allowed share is ``max_false_alarm_rate`` of these images; above
     0 the rate's upper confidence bound must stay within it, so the gate keeps its promise on
-    new images too, not only on these (val's ~100 defect-free tiles are a small sample).
+    new images too, not only on these (val's ~100 defect-free tiles are a small sample). The
+    bound counts ``groups`` trials where given (the images' physical objects: six photographs
+    of one tile are not six chances to see a false alarm), and the allowed share of the
+    groups is applied to the images (``allowed_false_alarms``).
     """
     if len(free_scores) == 0:
         return 0.0
-    allowed = allowed_false_alarms(len(free_scores), max_false_alarm_rate, confidence)
+    trials = len(free_scores) if groups is None else groups
+    share = allowed_false_alarms(trials, max_false_alarm_rate, confidence) / trials
+    allowed = int(np.floor(share * len(free_scores) + 1e-9)) if share >= 0 else -1
     if allowed >= len(free_scores):
         return 0.0
     return float(np.sort(free_scores)[::-1][max(allowed, 0)])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from defectseg.config.params import Params
 from defectseg.config.runs import matrix_runs
+from defectseg.data.manifest import read_groups
 from defectseg.foundation.atomic import atomic_dir, write_json, write_text
 from defectseg.report.comparison import comparison, headline
 from defectseg.report.figures import plot_pr, plot_training
@@ -23,10 +24,15 @@ from defectseg.report.markdown import render_markdown
 from defectseg.report.run_outputs import load_run
 
 
-def build_report(params: Params, metrics_dir: Path, evaluation_dir: Path, live_dir: Path, data_summary_path: Path, report_dir: Path, outputs_dir: Path) -> dict:
-    """Write ``headline.json`` (the DVC metric), ``comparison.json`` (every pooled figure) and the report folder; return the comparison."""
+def build_report(
+    params: Params, metrics_dir: Path, evaluation_dir: Path, live_dir: Path, data_summary_path: Path, report_dir: Path, outputs_dir: Path, manifest_path: Path | None = None
+) -> dict:
+    """Write ``headline.json`` (the DVC metric), ``comparison.json`` (every pooled figure) and the
+    report folder; return the comparison. The bootstraps resample the groups of the manifest at
+    ``manifest_path`` (None: each image is its own group)."""
     outputs = [load_run(run, metrics_dir, evaluation_dir, live_dir) for run in matrix_runs(params.compare)]
-    table = comparison(outputs, params)
+    groups = None if manifest_path is None else read_groups(manifest_path)
+    table = comparison(outputs, params, groups)
     shown = [o for o in outputs if o.run.seed == params.compare.seeds[0] and o.run.fold == 0]
     data_summary = json.loads(Path(data_summary_path).read_text())
     report_dir = Path(report_dir)

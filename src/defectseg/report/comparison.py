@@ -57,10 +57,11 @@ def _arm_cost(outputs: list[RunOutputs], arm: str) -> dict:
     return {"train_tflop": round(sum(c["train_tflop"] for c in costs), 1) if known else None}
 
 
-def comparison(outputs: list[RunOutputs], params: Params) -> dict:
-    """The pooled figures per arm, the verdicts, each arm's test IoU per fold, and each run's convergence."""
+def comparison(outputs: list[RunOutputs], params: Params, groups: dict[str, str] | None = None) -> dict:
+    """The pooled figures per arm, the verdicts, each arm's test IoU per fold, and each run's
+    convergence; intervals and verdicts resample ``groups`` (id to group; None: each image alone)."""
     report = params.report
-    arms = pool_arms({o.run: o.per_image for o in outputs})
+    arms = pool_arms({o.run: o.per_image for o in outputs}, groups)
     pooled = {
         arm: pooled_metrics(images, params.evaluate.max_false_alarm_rate, report.bootstrap_samples, report.bootstrap_seed, report.confidence)
         for arm, images in arms.items()

@@ -6,7 +6,7 @@ import pandas as pd
 from defectseg.config.params import Params
 from defectseg.report.comparison import interval_text, unsettled_text
 from defectseg.report.convergence import GAIN, STALL_SHARE
-from defectseg.report.pooled import MIN_CLASS_IMAGES
+from defectseg.report.pooled import MIN_CLASS_GROUPS, MIN_CLASS_IMAGES
 from defectseg.report.run_outputs import RunOutputs
 
 
@@ -67,8 +67,8 @@ def _header_lines(params: Params, data_summary: dict) -> list[str]:
         design = f"one split (train {roles['train']}, val {roles['val']}, test {roles['test']}); the table covers its test images"
     else:
         design = (
-            f"{folds}-fold cross-validation, stratified by defect class: each fold's run trains on the other folds "
-            f"(val carved from them), and the table pools every fold's test predictions, so it covers all "
+            f"{folds}-fold cross-validation by group, stratified by defect class: each fold's run trains on the other folds' "
+            f"groups (val carved from them, by group), and the table pools every fold's test predictions, so it covers all "
             f"{data_summary['pairs']} images once per seed"
         )
     return [
@@ -102,8 +102,9 @@ def _headline_lines(table: dict, confidence: int, budget: float) -> list[str]:
     lines = [
         "## Headline",
         "",
-        f"{first['images']} test images ({first['defect_images']} with defects), seeds pooled. "
-        f"Brackets: {confidence}% bootstrap intervals over images. "
+        f"{first['groups']} groups ({first['images']} test images; {first['defect_groups']} groups, {first['defect_images']} images with defects), seeds pooled. "
+        f"A group is one physical object, however many times it was photographed. "
+        f"Brackets: {confidence}% bootstrap intervals over groups. "
         f"An arm marked *still learning* has runs whose val IoU rose by more than {GAIN} over their last eighth of epochs; "
         f"one marked *stalled* has runs that stopped under {STALL_SHARE:.0%} of the best val IoU any run reached on the same fold "
         "(see Training, below); verdicts involving either are not settled. "
@@ -142,23 +143,28 @@ def _budget_sentence(table: dict, budget: float, confidence: int) -> str:
 
 
 def _verdict_lines(table: dict, samples: int) -> list[str]:
-    lines = ["", f"## Verdicts: paired bootstrap over images ({samples} resamples)", ""]
+    lines = ["", f"## Verdicts: paired bootstrap over groups ({samples} resamples)", ""]
     lines += [f"- {v['verdict']}" for v in table["verdicts"]] or ["One arm only: nothing to compare."]
     lines += ["", "### Per defect class", "", f"Each pair again, on one class's defective images only (IoU pooled within the class), "
-              f"for each class with at least {MIN_CLASS_IMAGES} of them; fewer cannot carry an interval.", ""]
+              f"for each class with at least {MIN_CLASS_IMAGES} of them from at least {MIN_CLASS_GROUPS} groups; fewer cannot carry an interval.", ""]
     for name, entry in table["class_verdicts"].items():
+        counted = f"{entry['groups']} groups ({entry['images']} images)"
         if not entry["verdicts"]:
-            why = "too few to compare" if entry["images"] < MIN_CLASS_IMAGES else "one arm only: nothing to compare"
-            lines.append(f"- **{name}** ({entry['images']} images): {why}.")
+            why = "too few to compare" if not _enough(entry) else "one arm only: nothing to compare"
+            lines.append(f"- **{name}** ({counted}): {why}.")
         for verdict in entry["verdicts"]:
-            lines.append(f"- **{name}** ({entry['images']} images): {verdict['verdict']}")
+            lines.append(f"- **{name}** ({counted}): {verdict['verdict']}")
     return lines
 
 
+def _enough(entry: dict) -> bool:
+    return entry["images"] >= MIN_CLASS_IMAGES and entry["groups"] >= MIN_CLASS_GROUPS
+
+
 def _advice_sentence(name: str, entry: dict) -> str:
-    count = "" if entry["images"] is None else f" ({entry['images']} defective images)"
-    if entry["images"] is not None and entry["images"] < MIN_CLASS_IMAGES:
-        return f"- **{name}**{count}: the data cannot tell (fewer than {MIN_CLASS_IMAGES} defective images)."
+    count = "" if entry["images"] is None else f" ({entry['groups']} groups, {entry['images']} defective images)"
+    if entry["images"] is not None and not _enough(entry):
+        return f"- **{name}**{count}: the data cannot tell (fewer than {MIN_CLASS_IMAGES} defective images or {MIN_CLASS_GROUPS} groups)."
     if entry["best"] is None:
         return f"- **{name}**{count}: the data cannot tell (no arm finished learning)."
     best = f"`{entry['best']}` (IoU {entry['iou']:.3f})"
@@ -266,14 +272,37 @@ DEFINITIONS = [
     "for \"has a defect\".",
     "- **R at FA rate**: the highest image-level recall any image-score threshold reaches while flagging at most "
     "`evaluate.max_false_alarm_rate` of the defect-free images (threshold-free, read off the split's own ROC).",
-    "- Intervals: percentile intervals of a bootstrap over images (an image keeps all its seeds' predictions). "
-    "A verdict compares two arms on the same resampled images (paired bootstrap of the IoU difference) and calls "
+    "- Intervals: percentile intervals of a bootstrap over groups: a drawn group brings all its images (one object "
+    "photographed again is not a new sample), and an image keeps all its seeds' predictions. "
+    "A verdict compares two arms on the same resampled groups (paired bootstrap of the IoU difference) and calls "
     "a difference only when its interval excludes zero.",
     "- Per-run detail (pixel precision and recall, Dice, pixel AP, train and val figures) is in `metrics/runs/<run>.json`.",
     "- Empty cases: IoU and Dice are 1 when truth and prediction are both empty; precision is 1 when nothing is "
     "predicted, recall is 1 when there is nothing to find.",
     "",
 ]
+
+
+def _leakage_lines(data_summary: dict) -> list[str]:
+    """What lies near the test set: the leakage audit prepare wrote (absent for data sets prepared before groups)."""
+    audit = data_summary.get("leakage_audit")
+    if audit is None:
+        return ["", "## Leakage audit", "", "Not run: this data set was prepared before groups existed (`dvc repro -f prepare`)."]
+    lines = [
+        "", "## Leakage audit", "",
+        f"{data_summary['pairs']} images in {data_summary['groups']} groups (from {data_summary['group_source']}); "
+        f"{audit['near_duplicate_pairs']} image pairs are near-duplicates (high-pass thumbnail correlation at least "
+        f"{audit['similarity']}) and sit in one group. No group holds two roles in any fold, so no near-duplicate pair does either:",
+        "",
+        "| fold | near-duplicate pairs across roles | closest pair across roles |",
+        "|---|---|---|",
+    ]
+    for fold, entry in enumerate(audit["per_fold"]):
+        closest = entry["closest"][0] if entry["closest"] else None
+        pair = "none" if closest is None else f"`{closest['a']}` ({closest['a_role']}) ~ `{closest['b']}` ({closest['b_role']}): {closest['similarity']:.3f}"
+        lines.append(f"| {fold} | {entry['near_duplicates_across_roles']} | {pair} |")
+    lines += ["", "The closest pairs across roles of each fold are listed in `data/prepared/summary.json`; look at them to see how near the test images lie to the training images."]
+    return lines
 
 
 def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_summary: dict) -> str:
@@ -283,5 +312,5 @@ def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_s
     lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
     lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
     lines += _per_class_lines(table, "per_class_recall", "Image recall per defect class (share of its defective images flagged)")
-    lines += _per_fold_lines(table) + _convergence_lines(table) + _picture_lines(shown)
+    lines += _per_fold_lines(table) + _leakage_lines(data_summary) + _convergence_lines(table) + _picture_lines(shown)
     return "\n".join(lines + DEFINITIONS)

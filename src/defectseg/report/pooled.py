@@ -3,10 +3,11 @@
 With K-fold cross-validation every image is tested exactly once per seed, by the run
 that did not train on it, so an arm's pooled figures cover the whole data set; with a
 single split they cover its test split. Pairs of arms are compared by a paired
-bootstrap over the images, losses within each model and models within each loss: over
-all images, and within each defect class that has at least ``MIN_CLASS_IMAGES``
-defective images (fewer cannot carry a bootstrap interval; the report says the data
-cannot tell). ``advice`` turns a class's comparisons into which arm to use for it.
+bootstrap over the groups (one physical object each, ``statistics``), losses within each
+model and models within each loss: over all images, and within each defect class that
+has at least ``MIN_CLASS_IMAGES`` defective images from at least ``MIN_CLASS_GROUPS``
+groups (fewer cannot carry a bootstrap interval; the report says the data cannot tell).
+``advice`` turns a class's comparisons into which arm to use for it.
 """
 
 import itertools
@@ -33,11 +34,12 @@ from defectseg.report.statistics import ImageTotals, bootstrap_intervals, paired
 
 COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
 MIN_CLASS_IMAGES = 20
+MIN_CLASS_GROUPS = 5
 
 
 @dataclass(frozen=True)
 class ArmImages:
-    """An arm's test predictions, one row per (image, seed), sorted by seed then id."""
+    """An arm's test predictions, one row per (image, seed), sorted by seed then id, each with its group."""
 
     rows: pd.DataFrame
     seeds: int
@@ -52,7 +54,8 @@ class ArmImages:
         rows = self.rows.assign(flagged=(self.rows["tp"] + self.rows["fp"]) > 0)
         per_image = rows.groupby("id", sort=True)[["tp", "fp", "fn", "flagged"]].sum()
         has_defect = rows.groupby("id", sort=True)[["tp", "fn"]].sum().sum(axis=1) > 0
-        return ImageTotals(*(per_image[c].to_numpy() for c in ("tp", "fp", "fn", "flagged")), has_defect.to_numpy(), self.seeds)
+        group = rows.groupby("id", sort=True)["group"].first().to_numpy(str)
+        return ImageTotals(*(per_image[c].to_numpy() for c in ("tp", "fp", "fn", "flagged")), has_defect.to_numpy(), self.seeds, group)
 
     @cached_property
     def image_classes(self) -> np.ndarray:
@@ -60,14 +63,19 @@ class ArmImages:
         return self.rows.groupby("id", sort=True)["defect_class"].first().to_numpy(str)
 
 
-def pool_arms(per_image: dict[Run, pd.DataFrame]) -> dict[str, ArmImages]:
-    """Each arm's per-image test rows over its folds and seeds.
+def pool_arms(per_image: dict[Run, pd.DataFrame], groups: dict[str, str] | None = None) -> dict[str, ArmImages]:
+    """Each arm's per-image test rows over its folds and seeds, each image with its group
+    from ``groups`` (id to group; None: each image is its own group).
 
-    Raises ``ValueError`` if a seed tests an image twice, or if the arms cover different images.
+    Raises ``ValueError`` if a seed tests an image twice, if an image has no group, or if
+    the arms cover different images.
     """
     arms: dict[str, list[pd.DataFrame]] = {}
     for run, table in per_image.items():
-        arms.setdefault(run.arm, []).append(table.assign(seed=run.seed, fold=run.fold))
+        group = table["id"].astype(str) if groups is None else table["id"].astype(str).map(groups)
+        if group.isna().any():
+            raise ValueError(f"{run.name}: image {table.loc[group.isna(), 'id'].iloc[0]} has no group in the manifest")
+        arms.setdefault(run.arm, []).append(table.assign(seed=run.seed, fold=run.fold, group=group))
     pooled = {}
     for arm, tables in arms.items():
         rows = pd.concat(tables, ignore_index=True).sort_values(["seed", "id"], kind="stable").reset_index(drop=True)
@@ -91,7 +99,9 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
     defect_tiles = defect_tiles_iou(arm.totals, samples, seed, confidence)
     return {
         "images": int(arm.rows["id"].nunique()),
+        "groups": arm.totals.groups,
         "defect_images": int(arm.rows.loc[counts.has_defect, "id"].nunique()),
+        "defect_groups": arm.totals.select(arm.totals.has_defect).groups,
         "seeds": arm.seeds,
         "iou": global_iou(counts),
         "iou_interval": intervals["iou"],
@@ -158,25 +168,33 @@ def images_in(totals: dict[str, ImageTotals]) -> int:
     return len(next(iter(totals.values())).tp)
 
 
+def groups_in(totals: dict[str, ImageTotals]) -> int:
+    """How many groups each arm's ``totals`` hold (the same for every arm)."""
+    return next(iter(totals.values())).groups
+
+
+def enough_to_compare(totals: dict[str, ImageTotals]) -> bool:
+    """Whether a class has the defective images and groups a bootstrap interval needs."""
+    return images_in(totals) >= MIN_CLASS_IMAGES and groups_in(totals) >= MIN_CLASS_GROUPS
+
+
 def class_verdicts(arms: dict[str, ArmImages], runs: list[Run], samples: int, seed: int, confidence: float) -> dict[str, dict]:
-    """Per defect class: its defective images' count and, where there are at least
-    ``MIN_CLASS_IMAGES``, the same paired comparisons as ``verdicts`` on those images only."""
+    """Per defect class: its defective images' and groups' counts and, where there are
+    enough (``enough_to_compare``), the same paired comparisons as ``verdicts`` on those images only."""
     result = {}
     for name, subset in class_totals(arms).items():
-        count = images_in(subset)
-        judged = verdicts(subset, runs, samples, seed, confidence) if count >= MIN_CLASS_IMAGES else []
-        result[name] = {"images": count, "verdicts": judged}
+        judged = verdicts(subset, runs, samples, seed, confidence) if enough_to_compare(subset) else []
+        result[name] = {"images": images_in(subset), "groups": groups_in(subset), "verdicts": judged}
     return result
 
 
 def class_advice(arms: dict[str, ArmImages], settled: list[str], samples: int, seed: int, confidence: float) -> dict[str, dict]:
     """``advice`` over all defects (``images`` None) and for each class with at least ``MIN_CLASS_IMAGES`` defective images."""
     everything = {arm: images.totals for arm, images in arms.items()}
-    result = {"all defects": {"images": None, **advice(everything, settled, samples, seed, confidence)}}
+    result = {"all defects": {"images": None, "groups": None, **advice(everything, settled, samples, seed, confidence)}}
     for name, subset in class_totals(arms).items():
-        count = images_in(subset)
-        enough = count >= MIN_CLASS_IMAGES
-        result[name] = {"images": count, **advice(subset, settled if enough else [], samples, seed, confidence)}
+        enough = enough_to_compare(subset)
+        result[name] = {"images": images_in(subset), "groups": groups_in(subset), **advice(subset, settled if enough else [], samples, seed, confidence)}
     return result
 
 
