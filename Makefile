@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # torch first, pinned: 2.13.0 is the CPU build served here; any other pulls CUDA packages.
 TORCH_SPEC ?= torch==2.13.0
-# The torchvision release built for that torch (see src/defectseg/torchvision_compat.py).
+# The torchvision release built for that torch (see src/defectseg/models/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
 .PHONY: repro test install weights tables register promote ship serve worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from defectseg.cli.doc_facts import contradictions, stated_facts
 from defectseg.cli.results_tables import check_tables, provenance, remeasured_stages, render, write_tables
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
@@ -129,3 +130,22 @@ def test_a_table_whose_modules_moved_says_so_and_asks_for_a_rerun(tmp_path):
     lock = {"stages": {"train@unet-bce-0-0": {"deps": [{"path": "src/defectseg/losses.py", "md5": "0" * 32}]}}}
     fixture_report(root, provenance(json.dumps(lock), PARAMS_TEXT, "0123456789abcdef", "2026-11-28", 600, [], "fixture"))
     assert "**Stale**: made by earlier code: 1 of its modules have since moved or been removed (losses.py); re-run it" in render(Path("reports/fixture"), root)
+
+
+def test_no_figure_the_docs_state_twice_is_contradicted():
+    assert contradictions(REPO) == []
+    assert "configs/mtd-gpu.yaml:train.epochs" in stated_facts(REPO), "the docs hold facts to check"
+
+
+def test_a_planted_contradiction_is_caught_by_tables_check(tmp_path):
+    root = copy_of_docs(tmp_path)
+    shutil.copytree(REPO / "configs", root / "configs")
+    gpu = root / "docs" / "gpu.md"
+    original = gpu.read_text()
+    gpu.write_text(original.replace("<!-- fact configs/mtd-gpu.yaml:train.epochs -->60<", "<!-- fact configs/mtd-gpu.yaml:train.epochs -->90<"))
+    found = contradictions(root)
+    assert any(line.startswith("fact configs/mtd-gpu.yaml:train.epochs is stated differently") and "docs/gpu.md: '90'" in line for line in found)
+    config = root / "configs" / "mtd-gpu.yaml"
+    config.write_text(config.read_text().replace("train.epochs: 60", "train.epochs: 90"))
+    gpu.write_text(original)
+    assert any("says '60' but configs/mtd-gpu.yaml sets train.epochs to '90'" in line for line in contradictions(root))

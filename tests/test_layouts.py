@@ -1,5 +1,7 @@
 """Layout detection and pairing, on real files in each of the three layouts."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,9 @@ def test_real_mtd_copy_is_found_with_its_classes():
     for pair in found.pairs:
         counts[pair.defect_class] = counts.get(pair.defect_class, 0) + 1
     assert counts == {"blowhole": 79, "break": 61, "crack": 45, "fray": 25, "uneven": 78, "free": 791}
+
+
+@pytest.mark.skipif(not MTD.is_dir(), reason="Magnetic Tile copy not at ../shared/datasets/magnetic-tile")
+def test_the_committed_list_of_mtd_pairs_is_the_copy_the_headline_measured():
+    listed = (Path(__file__).parents[1] / "docs" / "mtd-pairs.txt").read_text().splitlines()
+    assert listed == sorted(pair.id for pair in find_pairs(MTD).pairs) and len(listed) == 1079

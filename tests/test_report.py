@@ -1,6 +1,7 @@
 """The report pools each (model, loss) arm's test images over folds and seeds, gives intervals
 and verdicts, and renders tables, figures and overlays; fixture runs stand in for evaluate."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -332,3 +333,23 @@ def test_the_gate_sentence_reads_once_for_a_point_budget(fixture_runs):
     build(fixture_runs, **{"evaluate.max_false_alarm_rate": 0.05, "evaluate.false_alarm_confidence": 0})
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert "gets an empty mask) that lets at most 5% of val's defect-free images through." in report
+
+
+def test_the_comparison_names_the_images_it_measured_by_the_hash_of_their_sorted_ids(fixture_runs):
+    table = build(fixture_runs)
+    ids = sorted(str(i) for path in fixture_runs.glob("evaluation/unet-bce-seed0-fold*/per_image.csv") for i in pd.read_csv(path)["id"])
+    assert table["data"]["images"] == len(ids) == 20 and table["data"]["groups"] == 20
+    assert table["data"]["ids_sha256"] == hashlib.sha256("".join(f"{image}\n" for image in ids).encode()).hexdigest()
+
+
+def test_the_report_counts_and_resamples_the_manifests_groups(fixture_runs):
+    ids = sorted(str(i) for path in fixture_runs.glob("evaluation/unet-bce-seed0-fold*/per_image.csv") for i in pd.read_csv(path)["id"])
+    manifest = pd.DataFrame({"id": ids, "defect_class": "free", "image": "i.png", "mask": "m.png", "group": [f"tile{n // 4}" for n in range(len(ids))]})
+    manifest.to_csv(fixture_runs / "manifest.csv", index=False)
+    alone = build(fixture_runs)
+    settings = {"compare.models": ["unet", "resnet_unet"], "compare.losses": ["bce", "dice"], "compare.folds": [0, 1], "train.epochs": EPOCHS}
+    grouped = build_report(params_with(**settings), *(fixture_runs / d for d in ("metrics", "evaluation", "dvclive", "summary.json", "reports")), fixture_runs, fixture_runs / "manifest.csv")
+    arm = "resnet_unet-dice"
+    assert (grouped["arms"][arm]["groups"], grouped["arms"][arm]["images"], alone["arms"][arm]["groups"]) == (5, 20, 20)
+    assert grouped["arms"][arm]["iou"] == alone["arms"][arm]["iou"]
+    assert "5 groups (20 test images" in (fixture_runs / "reports" / "report.md").read_text()

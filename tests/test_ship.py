@@ -10,6 +10,8 @@ import pytest
 from conftest import params_with
 from defectseg.deploy.ship import ship_model
 from defectseg.errors import DataError
+from defectseg.models.ensemble import Ensemble
+from defectseg.models.saved_model import load_decision, load_model
 
 
 def figures(iou: float) -> dict:
@@ -44,14 +46,29 @@ def ship(root: Path) -> dict:
     return ship_model(params_with(), root / "comparison.json", root / "runs", root / "models", root / "summary.json", root / "release")
 
 
-def test_the_recommended_arms_run_with_the_best_val_iou_ships_with_its_card(outputs):
+def test_with_folds_the_recommended_arms_runs_ship_as_one_ensemble_quoting_the_cross_validated_estimate(outputs):
     card = ship(outputs)
-    assert (card["arm"], card["run"], card["recommended"]) == ("unet-bce", "unet-bce-seed0-fold1", True)
-    assert [c["run"] for c in card["candidates"] if c["shipped"]] == ["unet-bce-seed0-fold1"]
+    assert (card["arm"], card["run"], card["recommended"]) == ("unet-bce", "ensemble of 2 runs", True)
+    assert card["members"] == ["unet-bce-seed0-fold0", "unet-bce-seed0-fold1"] and all(c["shipped"] for c in card["candidates"])
     assert sorted(p.name for p in (outputs / "release").iterdir()) == ["README.md", "card.json", "model.json", "model.pt", "threshold.json"]
+    saved = load_model(outputs / "release")
+    assert isinstance(saved.model, Ensemble) and len(saved.model.members) == 2
+    members = [load_decision(outputs / "models" / run) for run in card["members"]]
+    shipped = load_decision(outputs / "release")
+    assert shipped.threshold == pytest.approx(sum(d.threshold for d in members) / 2)
     text = (outputs / "release" / "README.md").read_text()
     assert "recommends `unet-bce`" in text and "| unet-bce-seed0-fold1 | 1 | converged | 0.700 | 0.600 |" in text
-    assert "| 0.650 [0.550, 0.750] | 0.700 [0.600, 0.800] |" in text and "ensemble of the fold models" in text and "Not a recommendation" not in text
+    assert "**What ships is the ensemble of these 2 runs**" in text and "estimate for the *procedure*" in text
+    assert "| 0.650 [0.550, 0.750] | 0.700 [0.600, 0.800] |" in text and "Not a recommendation" not in text
+
+
+def test_with_one_split_the_run_with_the_best_val_iou_ships_alone(outputs):
+    comparison = json.loads((outputs / "comparison.json").read_text())
+    comparison["folds"] = 1
+    (outputs / "comparison.json").write_text(json.dumps(comparison))
+    card = ship(outputs)
+    assert (card["run"], card["members"]) == ("unet-bce-seed0-fold1", ["unet-bce-seed0-fold1"])
+    assert (outputs / "release" / "model.pt").read_bytes() == (outputs / "models" / "unet-bce-seed0-fold1" / "model.pt").read_bytes()
 
 
 def test_with_no_converged_arm_the_best_pooled_arm_ships_and_its_card_says_so(outputs):
@@ -59,7 +76,7 @@ def test_with_no_converged_arm_the_best_pooled_arm_ships_and_its_card_says_so(ou
     comparison["advice"]["all defects"]["best"] = None
     (outputs / "comparison.json").write_text(json.dumps(comparison))
     card = ship(outputs)
-    assert (card["arm"], card["run"], card["recommended"]) == ("unet-dice", "unet-dice-seed0-fold0", False)
+    assert (card["arm"], card["run"], card["recommended"]) == ("unet-dice", "ensemble of 2 runs", False)
     assert "**Not a recommendation: no arm of the comparison converged**" in (outputs / "release" / "README.md").read_text()
 
 

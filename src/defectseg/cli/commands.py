@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--to", help="write the weights file here instead of where the params section names it (with --sha256)")
     cache.add_argument("--sha256", help="the SHA-256 the file written with --to must have")
     tables = commands.add_parser("tables", help="rewrite the result tables of README.md and docs/ from the reports they cite")
-    tables.add_argument("--check", action="store_true", help="only list the tables that differ, exiting 1 if any does")
+    tables.add_argument("--check", action="store_true", help="only list the tables that differ from their reports and the figures the docs state differently (docs facts), exiting 1 if any")
     worker = commands.add_parser("worker", help="reproduce a slice of the comparison's arms and push them to the default remote")
     worker.add_argument("--slice", help="K/N: the K-th of N interleaved slices of the arms (1/2 and 2/2 on two machines); "
                         "without it, the index of a SLURM array task, Kubernetes Indexed Job or CI parallel job")
@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     names = compare.add_mutually_exclusive_group()
     names.add_argument("--name", help="the experiment and reports/ folder name (default: compare-<date>-<time>)")
     names.add_argument("--remake", metavar="NAME", help="re-make reports/NAME from DVC's run-cache after a change to the report's code, training nothing")
+    ship = commands.add_parser("ship", help="put a comparison's recommended model into release/ (dvc exp apply, then dvc repro ship), ready for `defectseg serve --model release`")
+    ship.add_argument("--experiment", help="the comparison's experiment name (default: the last one `defectseg compare` ran here)")
     join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
     join.add_argument("--model", choices=get_args(ModelName), required=True, help="the run's model, as in its train@ stage's command")
     join.add_argument("--loss", choices=get_args(LossName), required=True, help="the run's loss, as in its train@ stage's command")
@@ -184,13 +186,17 @@ def _cache_weights(args: argparse.Namespace) -> None:
 
 
 def _tables(args: argparse.Namespace) -> None:
+    from defectseg.cli.doc_facts import contradictions
     from defectseg.cli.results_tables import check_tables, write_tables
 
     if args.check:
         differing = check_tables()
         for entry in differing:
             print(f"differs from its report: {entry}")
-        if differing:
+        contradicted = contradictions()
+        for entry in contradicted:
+            print(f"contradicted: {entry}")
+        if differing or contradicted:
             sys.exit(1)
         return
     for path in write_tables():
@@ -218,6 +224,16 @@ def _compare(args: argparse.Namespace) -> None:
     print("\n".join(summary_lines(compare(args.config, args.data, args.name, args.remake))))
 
 
+def _ship(args: argparse.Namespace) -> None:
+    import json
+
+    from defectseg.cli.ship_comparison import ship_comparison
+
+    name = ship_comparison(args.experiment)
+    card = json.loads(Path("release/card.json").read_text())
+    print(f"{name}: release/ holds {card['run']} of {card['arm']}; serve it with `make serve` (defectseg serve --model release)")
+
+
 def _join_training(args: argparse.Namespace) -> None:
     from defectseg.config.runs import Run
     from defectseg.training.distributed import torchrun_command
@@ -243,7 +259,7 @@ def _join_training(args: argparse.Namespace) -> None:
     os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
 
 
-COMMANDS = {"predict": _predict, "serve": _serve, "ensemble": _ensemble, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare}
+COMMANDS = {"predict": _predict, "serve": _serve, "ensemble": _ensemble, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare, "ship": _ship}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ import yaml
 
 from defectseg.cli.experiments import experiment_ref, files_in, read_file, run_experiment
 from defectseg.cli.results_tables import provenance, remeasured_stages, write_tables
+from defectseg.cli.ship_comparison import remember
 from defectseg.errors import DefectsegError
 from defectseg.foundation.atomic import atomic_dir
 
@@ -94,6 +95,7 @@ def compare(configs: list[Path], data: str | None, name: str | None = None, rema
             target.write_bytes(read_file(ref, path, repo))
         record = provenance(lock_text, read_file(ref, "params.yaml", repo).decode(), commit, date, elapsed, [str(c) for c in configs], experiment, measured)
         (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
+    remember(experiment, repo)
     return Comparison(experiment, out_dir, elapsed, write_tables(repo))
 
 

@@ -29,8 +29,9 @@ def _design(card: dict) -> str:
     roles = card["data"]["per_fold"][0]
     if card["folds"] == 1:
         return f"one split, stratified by defect class: train {roles['train']}, val {roles['val']}, test {roles['test']} pairs"
-    return (f"{card['folds']}-fold cross-validation, stratified by defect class: each fold's run trains on the other folds "
-            "(less a val part that chooses its decision) and is tested on its own fold")
+    return (f"{card['folds']}-fold cross-validation by group (one physical object each), stratified by defect class: each "
+            "fold's run trains on the other folds' groups (less a val part that chooses its decision) and is tested on its own "
+            "fold's groups, objects it never saw")
 
 
 def model_card(card: dict, params: Params) -> str:
@@ -42,6 +43,9 @@ def model_card(card: dict, params: Params) -> str:
     loss_settings = getattr(params.losses, loss).model_dump()
     classes = ", ".join(f"{name} {count}" for name, count in sorted(data["per_class"].items()))
     confidence = f"{params.report.confidence:.0%}"
+    counted = f"{figures['groups']} groups, {figures['images']} images" if "groups" in figures else f"{figures['images']} images"
+    defect_counted = f"{figures['defect_groups']} groups, {figures['defect_images']} images" if "defect_groups" in figures else f"{figures['defect_images']}"
+    resampled = "groups (one physical object each)" if "groups" in figures else "images"
     lines = [
         f"# Model card: `{model}` trained with `{loss}` ({card['run']})",
         "",
@@ -65,9 +69,12 @@ def model_card(card: dict, params: Params) -> str:
           f"{_share(c['test']['detection_recall'])} | {_share(c['test']['false_alarm_rate'])} | {'yes' if c['shipped'] else ''} |"
           for c in card["candidates"]),
         "",
-        *(() if card["folds"] == 1 else (
-            "With several folds, an ensemble of the fold models or a model refit on every pair is not shipped: no image is left "
-            "that none of it trained on, so its quality could only be measured on images it learned from.", "")),
+        *(() if len(card.get("members", [])) < 2 else (
+            f"**What ships is the ensemble of these {len(card['members'])} runs**, their defect probabilities averaged, so that "
+            "every group of the data set trained some member. The figures below are the cross-validated estimate for the "
+            "*procedure* (this recipe trained on the other folds' groups, tested on groups it never saw); the ensemble averages "
+            "such models and, as ensembles do, is expected to do at least about as well. It is not measured itself: every image "
+            "trained some member.", "")),
         "## Data",
         "",
         f"- Source: `{params.data.source}` ({data['layout']} layout), {data['pairs']} pairs: {classes}.",
@@ -77,8 +84,8 @@ def model_card(card: dict, params: Params) -> str:
         "",
         "## Quality on images the arm never trained on",
         "",
-        f"The arm's test images, pooled over its {len(card['candidates'])} run(s) ({figures['images']} images, "
-        f"{figures['defect_images']} with defects); intervals are {confidence} bootstrap intervals over images.",
+        f"The arm's test images, pooled over its {len(card['candidates'])} run(s) ({counted}; "
+        f"{defect_counted} with defects); intervals are {confidence} bootstrap intervals over {resampled}.",
         "",
         "| pooled IoU | defect tiles IoU | mean image IoU | image recall | false alarms | image AUROC |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -105,7 +112,9 @@ def model_card(card: dict, params: Params) -> str:
         "",
         "## Decision",
         "",
-        "`threshold.json` holds the decision chosen on the run's val part: the pixel threshold, the image gate "
+        ("`threshold.json` holds the median of the members' decisions, each chosen on its run's val part"
+         if len(card.get("members", [])) > 1 else "`threshold.json` holds the decision chosen on the run's val part")
+        + ": the pixel threshold, the image gate "
         f"(false alarms within {params.evaluate.max_false_alarm_rate:.0%} of defect-free images"
         + (f", at {params.evaluate.false_alarm_confidence:.0%} confidence" if params.evaluate.false_alarm_confidence else "")
         + ") and the smallest region kept.",

@@ -3,12 +3,19 @@
 The arm is the report's recommendation over all defects (``advice``): the highest pooled IoU
 among the arms whose every run converged. Where no arm converged the report recommends none;
 the arm with the highest pooled IoU ships then, and its card says in its first lines that it is
-no recommendation (the pipeline still ends, so an experiment is kept and can be compared). Among that arm's runs (its folds and seeds) the one
-with the highest val IoU ships, with its own decision (chosen on its own val). Every run of the
-arm is a candidate measured on images it never trained on (its own test part), so the card
-shows the choice beside the alternatives. With K folds an ensemble of the fold models, or a
-model refit on every pair, would have no image left that none of it trained on: either could
-only be measured on images it learned from, so neither is shipped.
+no recommendation (the pipeline still ends, so an experiment is kept and can be compared).
+
+What ships of that arm:
+- with one split, its run with the highest val IoU, with its own decision (chosen on its val);
+- with K folds, the ensemble of all its runs (every fold and seed), averaged at the probability
+  map (``models.ensemble``), so that every group of the data set trained the shipped model.
+  Cross-validation measured the *procedure* (this recipe, trained on (K-1)/K of the groups,
+  tested on groups it never saw); the card quotes those figures, by group, as the estimate for
+  the ensemble, which averages K such models and so, as ensembles do, does at least about as
+  well as its members. No image is left that none of its members trained on, so the ensemble
+  itself is not measured. Its decision is the median over its runs of each run's decision (the
+  pixel threshold and the image gate's threshold, each chosen on that run's val). Chosen over a
+  refit on all pairs because it costs no training: the fold models exist when the report does.
 
 The folder holds ``model.pt``, ``model.json`` and ``threshold.json`` (what ``defectseg predict``
 and ``defectseg serve`` read), ``card.json`` (the figures below, for machines) and
@@ -19,12 +26,17 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from defectseg.config.params import Params
 from defectseg.data.sources import sha256_of
 from defectseg.deploy.model_card import model_card
 from defectseg.errors import DataError
 from defectseg.foundation.atomic import atomic_dir, write_json, write_text
-from defectseg.models.saved_model import METADATA, THRESHOLD, WEIGHTS
+from defectseg.measures.decision import Decision
+from defectseg.models.checkpoint import save_checkpoint
+from defectseg.models.ensemble import Ensemble
+from defectseg.models.saved_model import ENSEMBLE, METADATA, MODEL_FORMAT, THRESHOLD, WEIGHTS, load_decision, load_model, save_decision
 
 CARD = "card.json"
 # the figures of a run's split that the card shows
@@ -63,32 +75,91 @@ def chosen(rows: list[dict]) -> dict:
     return max(rows, key=lambda row: row["val"]["iou"])
 
 
+def median_decision(folders: list[Path]) -> Decision:
+    """One decision for an ensemble of ``folders``: the median of their pixel thresholds and image
+    gates (each chosen on its run's val); the rest (smallest region, TTA, image score) is shared."""
+    decisions = []
+    for folder in folders:
+        decision = load_decision(folder)
+        if decision is None:
+            raise DataError(Path(folder) / THRESHOLD, "missing: the run's train and evaluate stages write it")
+        decisions.append(decision)
+    first = decisions[0]
+    return Decision(
+        float(np.median([d.threshold for d in decisions])),
+        first.min_region_share,
+        float(np.median([d.image_threshold for d in decisions])),
+        first.flip_tta,
+        first.score_top_share,
+        first.head_score,
+    )
+
+
+def save_fold_ensemble(folder: Path, members: list[Path]) -> None:
+    """Write the ensemble of a cross-validation's run folders ``members`` into ``folder``, in the
+    format ``saved_model.save_ensemble`` writes (which refuses members of different folds, since
+    an ensemble it makes is then measured on their fold's test part; this one is not measured)."""
+    loaded = [load_model(member) for member in members]
+    first = loaded[0].metadata
+    for member, saved in zip(members, loaded):
+        if saved.metadata.get("input_size") != first.get("input_size") or saved.metadata.get("preprocess") != first.get("preprocess"):
+            raise DataError(Path(member), f"its input differs from {members[0]}'s: the ensemble's members must take the same input")
+    ensemble = Ensemble([s.model for s in loaded], [(s.normalization.mean, s.normalization.std) for s in loaded])
+    save_checkpoint(Path(folder) / WEIGHTS, {"format": MODEL_FORMAT, "weights": ensemble.state_dict()})
+    metadata = {
+        "format": MODEL_FORMAT,
+        "architecture": {"model": ENSEMBLE, "members": [{**s.metadata["architecture"], "normalization": s.metadata["normalization"]} for s in loaded]},
+        "normalization": {"mean": 0.0, "std": 1.0},
+        **{key: first[key] for key in ("input_size", "preprocess") if key in first},
+        "fold": None,
+        "members": [Path(member).name for member in members],
+        "loss": first.get("loss"),
+        "best_epoch": None,
+    }
+    write_json(Path(folder) / METADATA, metadata)
+
+
+def _copy_run(source: Path, folder: Path) -> None:
+    for name in (WEIGHTS, METADATA, THRESHOLD):
+        if not (source / name).is_file():
+            raise DataError(source / name, "missing: the run's train and evaluate stages write it")
+        shutil.copy2(source / name, folder / name)
+
+
 def ship_model(params: Params, comparison_path: Path, metrics_dir: Path, models_dir: Path, summary_path: Path, out_dir: Path) -> dict:
-    """Write the recommended arm's chosen run into ``out_dir`` with its model card; return the card's figures."""
+    """Write what ships of the recommended arm into ``out_dir`` with its model card (its chosen run
+    with one split, the ensemble of its runs with several folds); return the card's figures."""
     comparison = json.loads(Path(comparison_path).read_text())
     arm, recommended = shipped_arm(comparison)
     rows = candidates(comparison, arm, metrics_dir)
-    pick = chosen(rows)
-    source = Path(models_dir) / pick["run"]
-    model_name, loss_name = json.loads((source / METADATA).read_text())["architecture"]["model"], arm.split("-", 1)[1]
+    ensemble = comparison["folds"] > 1 and len(rows) > 1
+    shipped = [row["run"] for row in rows] if ensemble else [chosen(rows)["run"]]
+    sources = [Path(models_dir) / run for run in shipped]
+    model_name, loss_name = json.loads((sources[0] / METADATA).read_text())["architecture"]["model"], arm.split("-", 1)[1]
     card = {
         "arm": arm,
         "recommended": recommended,
         "model": model_name,
         "loss": loss_name,
-        "run": pick["run"],
-        "choice": "the one with the highest val IoU ships (each run's decision chosen on its own val)",
-        "candidates": [{**row, "shipped": row["run"] == pick["run"]} for row in rows],
+        "run": f"ensemble of {len(shipped)} runs" if ensemble else shipped[0],
+        "members": shipped,
+        "choice": (
+            "all of them ship as one ensemble (every group trained some member), its decision the median of theirs"
+            if ensemble
+            else "the one with the highest val IoU ships (each run's decision chosen on its own val)"
+        ),
+        "candidates": [{**row, "shipped": row["run"] in shipped} for row in rows],
         "arm_figures": comparison["arms"][arm],
         "folds": comparison["folds"],
         "data": json.loads(Path(summary_path).read_text()),
-        "weights_sha256": sha256_of(source / WEIGHTS),
     }
     with atomic_dir(out_dir) as folder:
-        for name in (WEIGHTS, METADATA, THRESHOLD):
-            if not (source / name).is_file():
-                raise DataError(source / name, "missing: the run's train and evaluate stages write it")
-            shutil.copy2(source / name, folder / name)
+        if ensemble:
+            save_fold_ensemble(folder, sources)
+            save_decision(folder, median_decision(sources), "the median of the members' decisions, each chosen on its run's val", None)
+        else:
+            _copy_run(sources[0], folder)
+        card["weights_sha256"] = sha256_of(folder / WEIGHTS)
         write_json(folder / CARD, card)
         write_text(folder / "README.md", model_card(card, params))
     return card

@@ -1,11 +1,12 @@
 """The comparison table: pooled arms, verdicts, convergence and cost, and the headline DVC metric."""
 
+import hashlib
 
 import pandas as pd
 
 from defectseg.config.params import Params
 from defectseg.report.convergence import convergence, stalled
-from defectseg.report.pooled import class_advice, class_verdicts, mean_over_seeds, pool_arms, pooled_metrics, verdicts
+from defectseg.report.pooled import ArmImages, class_advice, class_verdicts, mean_over_seeds, pool_arms, pooled_metrics, verdicts
 from defectseg.report.run_outputs import RunOutputs
 
 
@@ -86,12 +87,24 @@ def comparison(outputs: list[RunOutputs], params: Params, groups: dict[str, str]
     settled = [arm for arm in pooled if not unsettled_text(marks[arm])]
     return {
         "folds": params.compare.fold_count,
+        "data": measured_data(next(iter(arms.values()))),
         "arms": pooled,
         "verdicts": [_flag_unsettled(v, marks) for v in judged],
         "class_verdicts": by_class,
         "advice": class_advice(arms, settled, samples, seed, confidence),
         "test_iou_per_fold": per_fold,
         "runs": runs,
+    }
+
+
+def measured_data(arm: ArmImages) -> dict:
+    """What the figures were measured on: the images and groups, and the SHA-256 of the sorted
+    image ids, one per line, each line ending in a newline (``sha256sum`` of such a list gives it)."""
+    ids = sorted(str(image) for image in arm.rows["id"].unique())
+    return {
+        "images": len(ids),
+        "groups": arm.totals.groups,
+        "ids_sha256": hashlib.sha256("".join(f"{image}\n" for image in ids).encode()).hexdigest(),
     }
 
 
