@@ -5,16 +5,20 @@ pushed, and a clone elsewhere with the source folder moved away reproduces every
 ``dvc pull`` alone; a relabelled mask in the source re-runs prepare and what depends on it.
 """
 
+import hashlib
+import io
 import json
 import re
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
-from conftest import SOURCE, TINY_PIPELINE, DvcRepo, make_plain, square_mask, write_png
+from conftest import SOURCE, TINY_PIPELINE, DvcRepo, gray, make_plain, square_mask, write_png
+from defectseg.data.reviews import Review, ReviewStore, image_id
 
 DOWNSTREAM = {"prepare", "preprocess", "train@unet-dice-0-0", "evaluate@unet-dice-0-0", "report", "ship"}
 
@@ -92,3 +96,35 @@ def test_relabelled_mask_re_runs_prepare_and_what_depends_on_it_and_nothing_else
     copied = np.asarray(Image.open(repo.root / "data" / "prepared" / "masks" / "img3.png"))
     assert (copied[30:40, 30:40] == 255).all()
     assert ran(repo.run("dvc", "repro")) == {SOURCE}
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def file_hashes(folder) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_review_folder_added_joins_the_data_set_and_a_relabel_changes_only_its_shard(origin, tmp_path):
+    repo, _ = origin
+    store = ReviewStore(tmp_path / "inbox")
+    images = [png_bytes(gray(48, 48, seed=500 + i)) for i in range(3)]
+    for i, image in enumerate(images):
+        store.save(Review(image, ".png", square_mask() > 0, "correct", f"part{i}.png", "line-a" if i < 2 else None), np.zeros((48, 48), bool), "unet-dice", "v1")
+    repo.run("defectseg", "review", "add", str(tmp_path / "inbox"))
+    assert {"prepare", "train@unet-dice-0-0"} <= ran(repo.run("dvc", "repro"))
+    manifest = pd.read_csv(repo.root / "data" / "prepared" / "manifest.csv").set_index("id")
+    reviewed = [image_id(image) for image in images]
+    assert set(reviewed) <= set(manifest.index) and len(manifest) == 15
+    assert manifest.loc[reviewed[0], "group"] == manifest.loc[reviewed[1], "group"] == "line-a" != manifest.loc[reviewed[2], "group"]
+    assert [line for line in repo.run("dvc", "status").stdout.splitlines() if line.endswith(":") and not line.startswith("\t")] == [f"{SOURCE}:"]
+    shards = file_hashes(repo.root / "data" / "preprocessed")
+    relabelled = square_mask()
+    relabelled[:8, :8] = 255
+    store.save(Review(images[2], ".png", relabelled > 0, "correct", "part2.png", None), np.zeros((48, 48), bool), "unet-dice", "v1")
+    assert "prepare" in ran(repo.run("dvc", "repro"))
+    changed = {name for name, md5 in file_hashes(repo.root / "data" / "preprocessed").items() if shards.get(name) != md5}
+    assert len([name for name in changed if name.endswith(".npz")]) == 1, changed

@@ -2,6 +2,8 @@
 input gets a 4xx with one sentence while the server stays up and answers the same as before."""
 
 import base64
+import hashlib
+import io
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -135,3 +137,116 @@ def test_onnx_runtime_computes_the_torch_models_logits(shipped_model):
     images = torch.randn(3, 1, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         np.testing.assert_allclose(onnx.model(images).numpy(), saved.model.eval()(images).numpy(), atol=1e-4)
+
+
+# Reviews: POST /review keeps the inspector's verdicts as a data source (docs/review.md).
+
+
+def review(url: str, image: Path, mask: np.ndarray | None, verdict: str = "correct", token: str | None = None, **fields) -> requests.Response:
+    files = {"file": (image.name, image.read_bytes())}
+    if mask is not None:
+        buffer = io.BytesIO()
+        Image.fromarray(mask).save(buffer, format="PNG")
+        files["mask"] = ("mask.png", buffer.getvalue())
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.post(f"{url}/review", files=files, data={"verdict": verdict, **fields}, headers=headers, timeout=60)
+
+
+def folder_state(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def painted(shape, box=(10, 30, 20, 50)) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    top, bottom, left, right = box
+    mask[top:bottom, left:right] = 255
+    return mask
+
+
+@pytest.fixture(scope="module")
+def review_server(shipped_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reviews") / "inbox"
+    with running_server("--model", str(shipped_model), "--max-upload-mb", "0.5", "--review-dir", str(folder)) as url:
+        yield url, folder
+
+
+def test_a_review_is_kept_as_a_pair_named_by_the_images_hash_with_a_provenance_row(review_server, images):
+    url, folder = review_server
+    image = images[0]
+    first, second = painted((96, 128)), painted((96, 128), (50, 70, 60, 100))
+    answer = review(url, image, first, group="tile-12").json()
+    name = hashlib.sha256(image.read_bytes()).hexdigest()[:20]
+    assert answer["saved"] == name and answer["defect_pixels"] == 800 and answer["model_version"] == "unregistered"
+    assert (folder / "images" / f"{name}.png").read_bytes() == image.read_bytes()
+    assert np.array_equal(np.asarray(Image.open(folder / "masks" / f"{name}.png")), first)
+    again = review(url, image, second, verdict="correct")
+    assert again.status_code == 200
+    assert np.array_equal(np.asarray(Image.open(folder / "masks" / f"{name}.png")), second), "the later mask is kept"
+    rows = pd.read_csv(folder / "reviews.csv")
+    mine = rows[rows["id"] == name]
+    assert len(mine) == 2 and mine["mask_defect_pixels"].tolist() == [800, 800]
+    assert mine["original_name"].tolist() == [image.name, image.name] and (mine["image_sha256"].str[:20] == name).all()
+    assert (mine["tp"] + mine["fn"] == 800).all() and (mine["tp"] + mine["fp"] == mine["served_defect_pixels"]).all()
+    assert "tile-12" in (folder / "groups.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "how, status, sentence",
+    [
+        ("mask of another size", 422, "The mask is 64x32 but the image is 128x96."),
+        ("mask not binary", 422, "The mask is not binary"),
+        ("unknown verdict", 422, "Unknown verdict 'maybe'"),
+        ("clear with pixels", 422, "A clear verdict says the image has no defect"),
+        ("another model version", 409, "for model version v9.9.9"),
+        ("body too large", 413, "over the limit"),
+    ],
+)
+def test_a_bad_review_gets_its_4xx_sentence_and_leaves_the_folder_as_it_was(review_server, images, tmp_path, how, status, sentence):
+    url, folder = review_server
+    image = images[0]
+    review(url, image, painted((96, 128)))
+    before = folder_state(folder)
+    if how == "mask of another size":
+        answer = review(url, image, painted((32, 64), (0, 5, 0, 5)))
+    elif how == "mask not binary":
+        answer = review(url, image, painted((96, 128)) // 2 + 1)
+    elif how == "unknown verdict":
+        answer = review(url, image, painted((96, 128)), verdict="maybe")
+    elif how == "clear with pixels":
+        answer = review(url, image, painted((96, 128)), verdict="clear")
+    elif how == "another model version":
+        answer = review(url, image, painted((96, 128)), model_version="v9.9.9")
+    else:
+        big = write_png(tmp_path / "big.png", np.random.default_rng(0).integers(0, 256, (900, 900), dtype=np.uint8))
+        answer = review(url, big, painted((900, 900)))
+    assert answer.status_code == status and sentence in answer.json()["error"]
+    assert folder_state(folder) == before
+    assert requests.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+
+
+def test_sixteen_inspectors_reviewing_at_once_lose_no_review(review_server, tmp_path):
+    url, folder = review_server
+    rows_before = len(pd.read_csv(folder / "reviews.csv")) if (folder / "reviews.csv").exists() else 0
+    paths = [write_png(tmp_path / f"part{i}.png", gray(48, 48, seed=100 + i)) for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda p: review(url, p, painted((48, 48), (5, 15, 5, 15))), paths))
+    assert [a.status_code for a in answers] == [200] * 16
+    names = {a.json()["saved"] for a in answers}
+    assert len(names) == 16 and all((folder / "images" / f"{n}.png").is_file() and (folder / "masks" / f"{n}.png").is_file() for n in names)
+    assert len(pd.read_csv(folder / "reviews.csv")) == rows_before + 16
+
+
+def test_reviews_are_refused_when_the_server_was_started_without_a_review_folder(server, images):
+    answer = review(server, images[0], painted((96, 128)))
+    assert answer.status_code == 404 and "start it with --review-dir" in answer.json()["error"]
+
+
+def test_with_a_token_file_a_review_without_the_token_gets_401_and_writes_nothing(shipped_model, images, tmp_path):
+    (tmp_path / "token").write_text("s3cret\n")
+    folder = tmp_path / "inbox"
+    with running_server("--model", str(shipped_model), "--review-dir", str(folder), "--review-token-file", str(tmp_path / "token")) as url:
+        refused = review(url, images[0], painted((96, 128)))
+        wrong = review(url, images[0], painted((96, 128)), token="guess")
+        assert (refused.status_code, wrong.status_code) == (401, 401) and "Authorization: Bearer" in refused.json()["error"]
+        assert folder_state(folder) == {}
+        assert review(url, images[0], painted((96, 128)), token="s3cret").status_code == 200

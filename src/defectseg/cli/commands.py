@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime", help="onnxruntime ran 2.1x torch's images/s on a 2-core CPU (bench/serve_runtime.py)")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body accepted")
     serve.add_argument("--max-pixels", type=int, default=10**8, help="largest image accepted, refused from its header before decoding")
+    serve.add_argument("--review-dir", type=Path, help="turn on POST /review: keep the inspector's reviews in this folder, a data source prepare reads (docs/review.md)")
+    serve.add_argument("--review-token-file", type=Path, help="a file holding the token a review must send (Authorization: Bearer TOKEN); without it any client may review")
     ensemble = commands.add_parser("ensemble", help="average trained models at the probability map into one model folder (predict, serve and export take it)")
     ensemble.add_argument("members", type=Path, nargs="+", help="model folders trained on the same fold (several seeds of a run, or several runs)")
     ensemble.add_argument("--out", type=Path, required=True, help="the ensemble's model folder (written whole or not at all)")
@@ -86,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     names.add_argument("--remake", metavar="NAME", help="re-make reports/NAME from DVC's run-cache after a change to the report's code, training nothing")
     ship = commands.add_parser("ship", help="put a comparison's recommended model into release/ (dvc exp apply, then dvc repro ship), ready for `defectseg serve --model release`")
     ship.add_argument("--experiment", help="the comparison's experiment name (default: the last one `defectseg compare` ran here)")
+    review = commands.add_parser("review", help="the inspectors' reviews kept by `serve --review-dir`: their summary, or add them to the data set")
+    review_verbs = review.add_subparsers(dest="verb", required=True)
+    summary = review_verbs.add_parser("summary", help="reviews by verdict and model version, and each version's field figures against the inspectors' masks")
+    summary.add_argument("folder", type=Path)
+    add = review_verbs.add_parser("add", help="add a review folder to the data set (data.extra_sources): `dvc repro` then re-runs prepare and what follows")
+    add.add_argument("folder", type=Path)
     join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
     join.add_argument("--model", choices=get_args(ModelName), required=True, help="the run's model, as in its train@ stage's command")
     join.add_argument("--loss", choices=get_args(LossName), required=True, help="the run's loss, as in its train@ stage's command")
@@ -141,8 +149,18 @@ def _serve(args: argparse.Namespace) -> None:
     from defectseg.deploy.server import create_app
 
     folder, entry = _model_folder(args)
+    token = None
+    if args.review_token_file is not None:
+        if args.review_dir is None:
+            raise DefectsegError("--review-token-file goes with --review-dir")
+        try:
+            token = args.review_token_file.read_text().strip()
+        except OSError as exc:
+            raise DefectsegError(f"{args.review_token_file}: cannot read the review token ({exc.strerror})") from None
+        if not token:
+            raise DefectsegError(f"{args.review_token_file}: the review token file is empty")
     served = ServedModel.load(folder, entry, args.device, args.runtime)
-    app = create_app(served, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
+    app = create_app(served, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels, review_dir=args.review_dir, review_token=token)
     print(f"serving {served.info['arm']} from {folder} ({served.info['runtime']}) at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
@@ -234,6 +252,28 @@ def _ship(args: argparse.Namespace) -> None:
     print(f"{name}: release/ holds {card['run']} of {card['arm']}; serve it with `make serve` (defectseg serve --model release)")
 
 
+def _review(args: argparse.Namespace) -> None:
+    from defectseg.data.reviews import field_figures, read_reviews
+
+    if not args.folder.is_dir():
+        raise DefectsegError(f"{args.folder}: no such review folder")
+    if args.verb == "add":
+        from defectseg.cli.review_add import add_review_folder
+
+        added = add_review_folder(args.folder)
+        print(f"{args.folder.resolve()}: {'added to' if added else 'already in'} data.extra_sources; `dvc repro` re-runs prepare with its pairs, `dvc push` stores them")
+        return
+    rows = read_reviews(args.folder)
+    if not rows:
+        print(f"{args.folder}: no review kept yet")
+        return
+    print("model | version | reviews | images | accept / clear / correct | image recall | false alarms | IoU")
+    for entry in field_figures(rows):
+        verdicts = " / ".join(str(entry["verdicts"][v]) for v in ("accept", "clear", "correct"))
+        shares = ["n/a" if entry[key] is None else f"{entry[key]:.3f}" for key in ("recall", "false_alarms", "iou")]
+        print(f"{entry['model']} | {entry['model_version']} | {entry['reviews']} | {entry['images']} | {verdicts} | {' | '.join(shares)}")
+
+
 def _join_training(args: argparse.Namespace) -> None:
     from defectseg.config.runs import Run
     from defectseg.training.distributed import torchrun_command
@@ -259,7 +299,7 @@ def _join_training(args: argparse.Namespace) -> None:
     os.execve(sys.executable, command, dict(os.environ, PYTHONPATH="src"))
 
 
-COMMANDS = {"predict": _predict, "serve": _serve, "ensemble": _ensemble, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare, "ship": _ship}
+COMMANDS = {"predict": _predict, "serve": _serve, "ensemble": _ensemble, "export": _export, "cache-weights": _cache_weights, "tables": _tables, "worker": _worker, "assemble": _assemble, "join-training": _join_training, "compare": _compare, "ship": _ship, "review": _review}
 
 
 def main(argv: list[str] | None = None) -> None:

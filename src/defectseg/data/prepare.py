@@ -10,7 +10,9 @@ across roles).
 Every later stage reads the data set from here, never from the source, so ``dvc push``
 stores it on the remote and a clone elsewhere reproduces every stage after ``dvc pull``.
 
-With one fold, ``fold0`` is the train/val/test split of ``data.split``; with K >= 2
+The pairs of ``data.extra_sources`` (folders in any layout, such as the inspectors' review
+folders of ``defectseg review add``) join the source's, each folder's ``groups.csv`` naming
+its groups. With one fold, ``fold0`` is the train/val/test split of ``data.split``; with K >= 2
 folds (``compare.folds``), fold ``f`` tests the groups dealt to it and trains and
 validates on the others (``splits.assign_folds``). A group never holds two roles in one
 fold: prepare checks it and refuses, naming the group, before anything is written.
@@ -112,13 +114,13 @@ def refuse_divided_groups(groups: list[str], roles: list[str], fold: int, source
         raise DataError(source, f"group {group!r} crosses {' and '.join(found)} in fold {fold} ({len(divided)} group(s) divided); its images must share one role")
 
 
-def group_labels(pairs: list[Pair], found: Found, root: Path, frame_gap: int) -> tuple[list[str | None], str]:
-    """Each pair's group label before near-duplicates join them, and where the labels came from."""
-    ids = [pair.id for pair in pairs]
+def group_labels(found: Found, root: Path, frame_gap: int) -> tuple[list[str | None], str]:
+    """Each of ``found``'s pairs' group label before near-duplicates join them, and where the labels came from."""
+    ids = [pair.id for pair in found.pairs]
     files = [folder / GROUPS_FILE for folder in dict.fromkeys([found.folder or root, root])]
     given = next((read_groups_file(path, set(ids)) for path in files if path.is_file()), {})
     named = mtd_frame_groups(ids, frame_gap) if found.layout == "mtd" else {}
-    labels = [given.get(pair.id) or pair.group or named.get(pair.id) for pair in pairs]
+    labels = [given.get(pair.id) or pair.group or named.get(pair.id) for pair in found.pairs]
     source = GROUPS_FILE if given else {"mtd": "MTD frame numbers", "synthetic": "synthetic objects"}.get(found.layout, "near-duplicates only")
     return labels, source
 
@@ -178,9 +180,13 @@ def count_pairs(manifest: pd.DataFrame, folds: int, found: Found, root: Path) ->
 
 
 def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_dir: Path) -> dict:
+    extras = [(Path(folder), find_pairs(Path(folder))) for folder in params.extra_sources]
     with atomic_dir(out_dir) as tmp:
-        manifest, thumbnails = _check_and_copy(found.pairs, params, tmp)
-        labels, group_source = group_labels(found.pairs, found, root, params.groups.mtd_frame_gap)
+        pairs = found.pairs + [pair for _, extra in extras for pair in extra.pairs]
+        manifest, thumbnails = _check_and_copy(pairs, params, tmp)
+        labels, group_source = group_labels(found, root, params.groups.mtd_frame_gap)
+        for folder, extra in extras:
+            labels += group_labels(extra, folder, params.groups.mtd_frame_gap)[0]
         near = near_duplicate_pairs(thumbnails, params.groups.near_duplicate_similarity)
         manifest["group"] = join_groups(list(manifest["id"]), labels, [(p.a, p.b) for p in near])
         roles = assign_roles(manifest, folds, params)
@@ -191,6 +197,8 @@ def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_
         manifest.to_csv(tmp / MANIFEST, index=False)
         summary = count_pairs(manifest, folds, found, root)
         summary["group_source"] = group_source
+        if extras:
+            summary["extra_sources"] = {folder.name: len(extra.pairs) for folder, extra in extras}
         summary["leakage_audit"] = {"similarity": params.groups.near_duplicate_similarity, "near_duplicate_pairs": len(near), "per_fold": audit}
         write_json(tmp / "summary.json", summary)
     return summary

@@ -1,4 +1,4 @@
-"""The fingerprint of the raw data that ``data.source`` names, so DVC sees every change to it.
+"""The fingerprint of the raw data that ``data.source`` (and ``data.extra_sources``) names, so DVC sees every change to it.
 
 DVC sees a change only in a stage's dependencies, and a folder outside the repository as a
 dependency would put its absolute path into ``dvc.lock`` and make ``dvc repro`` fail (after
@@ -73,5 +73,12 @@ def record_source(params: DataParams, out: Path) -> str:
         if Path(out).is_file():
             return f"notice: {params.source}: not found; keeping {out}, so the prepared data set (data/prepared, from `dvc pull`) stands"
         raise DataError(params.source, "source path does not exist")
+    extra = []
+    for folder in params.extra_sources:
+        if not Path(folder).is_dir():
+            raise DataError(folder, "extra source folder does not exist (data.extra_sources)")
+        extra.append(folder_fingerprint(Path(folder)))
+    if extra:
+        found = {**found, "extra_sources": extra}
     write_json(out, found)
     return f"source fingerprint: {found}"

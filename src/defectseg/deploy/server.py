@@ -5,6 +5,13 @@
   image score its gate compared, the defect pixel count and the mask as a base64 PNG at the
   image's own size, the same bytes ``defectseg predict`` writes for that image.
 - ``GET /``: a page where an inspector drops images and sees each with its mask overlaid.
+- ``POST /review`` (with ``--review-dir``; a multipart form: the image in ``file``, the
+  inspector's mask as a PNG of 0 and 255 in ``mask``, ``verdict`` accept, clear or correct,
+  optionally ``model_version`` and ``group``): the review, kept whole in the review folder
+  (``data.reviews``). With a token (``--review-token-file``) a review without
+  ``Authorization: Bearer <token>`` gets 401. A mask of another size than the image, a mask
+  that is not binary, an unknown verdict, a clear verdict with defect pixels, a review for
+  another model version, or reviews turned off get a 4xx with one sentence, and nothing is written.
 
 Bad input gets a 4xx with one sentence and changes nothing: a body over ``max_upload_bytes``
 (refused from its Content-Length, before it is read), no Content-Length, a form without the
@@ -16,7 +23,13 @@ through a ``Batcher``.
 
 import asyncio
 import base64
+import hmac
+import io
 from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -25,6 +38,7 @@ from starlette.datastructures import UploadFile
 
 from defectseg.data.images import DEFAULT_MAX_PIXELS, read_image_bytes
 from defectseg.deploy.batching import Batcher
+from defectseg.data.reviews import VERDICTS, Review, ReviewStore
 from defectseg.deploy.served_model import ServedModel
 from defectseg.errors import DataError, ImageTooLargeError
 
@@ -41,8 +55,17 @@ class Refused(Exception):
         self.status, self.sentence = status, sentence
 
 
+FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}
+MAX_GROUP_LENGTH = 100
+
+
 async def _upload(request: Request, max_upload_bytes: int) -> tuple[bytes, str]:
     """The bytes and name of the form's ``file`` field, or ``Refused``."""
+    return await _file(await _form(request, max_upload_bytes), "file")
+
+
+async def _form(request: Request, max_upload_bytes: int):
+    """The request's multipart form, its size checked from Content-Length before it is read, or ``Refused``."""
     length = request.headers.get("content-length")
     if length is None:
         raise Refused(411, "Send the image with a Content-Length header.")
@@ -51,22 +74,64 @@ async def _upload(request: Request, max_upload_bytes: int) -> tuple[bytes, str]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Refused(415, 'Send the image as a multipart form with the field "file".')
     try:
-        form = await request.form(max_files=1, max_fields=16)
+        return await request.form(max_files=2, max_fields=16)
     except Exception as exc:  # noqa: BLE001 (the multipart parser's errors have no common base)
         raise Refused(400, f"The multipart form could not be read ({exc}).") from None
-    upload = form.get("file")
+
+
+async def _file(form, field: str) -> tuple[bytes, str]:
+    """The bytes and name of the form's file ``field``, or ``Refused``."""
+    upload = form.get(field)
+    what = "image" if field == "file" else field
     if not isinstance(upload, UploadFile):
         fields = ", ".join(sorted(form.keys())) or "none"
-        raise Refused(422, f'Send the image in the form field "file" (fields sent: {fields}).')
+        raise Refused(422, f'Send the {what} in the form field "{field}" (fields sent: {fields}).')
     data = await upload.read()
     if not data:
-        raise Refused(400, f"The uploaded file {upload.filename or 'file'} is empty.")
+        raise Refused(400, f"The uploaded file {upload.filename or field} is empty.")
     return data, upload.filename or "upload"
 
 
-def create_app(served: ServedModel, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> FastAPI:
-    """The app serving ``served``."""
+def review_mask(data: bytes, shape: tuple[int, int], max_pixels: int) -> np.ndarray:
+    """The inspector's mask (bool) from PNG bytes: one channel, the image's size, 0 and 255 (or 0 and 1) only; else ``Refused``."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError):
+        raise Refused(400, "The mask could not be read as an image: send a PNG of 0 and 255.") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Refused(413, f"The mask is {width}x{height}, over the limit of {max_pixels} pixels.")
+    if (height, width) != shape:
+        raise Refused(422, f"The mask is {width}x{height} but the image is {shape[1]}x{shape[0]}.")
+    if image.mode not in ("L", "1"):
+        raise Refused(422, f"The mask is {image.mode}, not one channel: send an 8-bit gray PNG of 0 and 255.")
+    try:
+        values = np.asarray(image).astype(np.uint8)
+    except OSError as exc:
+        raise Refused(400, f"The mask could not be decoded ({exc}).") from None
+    found = set(np.unique(values).tolist())
+    if not (found <= {0, 255} or found <= {0, 1}):
+        other = sorted(found - {0, 255})[0]
+        raise Refused(422, f"The mask is not binary: it holds the value {other}; send 0 and 255 only.")
+    return values > 0
+
+
+def _group(form) -> str | None:
+    group = form.get("group")
+    if group is None or group == "":
+        return None
+    if not isinstance(group, str) or len(group) > MAX_GROUP_LENGTH or any(c in group for c in ',\n\r"'):
+        raise Refused(422, f"The group must be a name of at most {MAX_GROUP_LENGTH} characters without commas, quotes or line breaks.")
+    return group
+
+
+def create_app(
+    served: ServedModel, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, review_dir: Path | None = None, review_token: str | None = None
+) -> FastAPI:
+    """The app serving ``served``; ``review_dir`` turns on ``POST /review``, ``review_token`` guards it."""
     app = FastAPI(title="defectseg", docs_url=None, redoc_url=None)
+    store = None if review_dir is None else ReviewStore(review_dir)
+    version = served.info.get("version") or "unregistered"
     batcher = Batcher(served.predict, BATCH_SIZE, BATCH_WAIT_SECONDS)
     page = files("defectseg.deploy").joinpath("page.html").read_text()
 
@@ -82,15 +147,45 @@ def create_app(served: ServedModel, max_upload_bytes: int = MAX_UPLOAD_BYTES, ma
     async def index() -> str:
         return page
 
-    @app.post("/predict")
-    async def predict(request: Request) -> dict:
-        data, name = await _upload(request, max_upload_bytes)
+    async def decoded(data: bytes, name: str) -> np.ndarray:
         try:
-            original = await run_in_threadpool(read_image_bytes, data, name, max_pixels)
+            return await run_in_threadpool(read_image_bytes, data, name, max_pixels)
         except ImageTooLargeError as exc:
             raise Refused(413, f"{name}: {exc.problem.removesuffix(' (data.max_pixels)')} (serve --max-pixels).") from None
         except DataError as exc:
             raise Refused(400, f"{name}: {exc.problem}.") from None
+
+    @app.post("/review")
+    async def review(request: Request) -> dict:
+        if store is None:
+            raise Refused(404, "Reviews are off on this server: start it with --review-dir DIR.")
+        if review_token is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(), f"Bearer {review_token}".encode()):
+            raise Refused(401, "This server takes reviews only with its token: send the header Authorization: Bearer <token>.")
+        form = await _form(request, max_upload_bytes)
+        verdict = form.get("verdict")
+        if verdict not in VERDICTS:
+            raise Refused(422, f"Unknown verdict {verdict!r}: send accept, clear or correct.")
+        sent_version = form.get("model_version")
+        if sent_version and sent_version != version:
+            raise Refused(409, f"This review is for model version {sent_version}, but the server now serves {version}: reload the page.")
+        data, name = await _file(form, "file")
+        original = await decoded(data, name)
+        if verdict == "clear" and form.get("mask") is None:
+            mask = np.zeros(original.shape, bool)
+        else:
+            mask = review_mask((await _file(form, "mask"))[0], original.shape, max_pixels)
+        if verdict == "clear" and mask.any():
+            raise Refused(422, f"A clear verdict says the image has no defect, but its mask marks {int(mask.sum())} pixels.")
+        group = _group(form)
+        suffix = FORMAT_SUFFIX.get(Image.open(io.BytesIO(data)).format, ".png")
+        prediction = await asyncio.wrap_future(batcher.submit(original))
+        row = await run_in_threadpool(store.save, Review(data, suffix, mask, verdict, name, group), prediction.mask, served.info["arm"], version)
+        return {"saved": row["id"], "verdict": verdict, "defect_pixels": row["mask_defect_pixels"], "model_version": version, "group": group}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:
+        data, name = await _upload(request, max_upload_bytes)
+        original = await decoded(data, name)
         prediction = await asyncio.wrap_future(batcher.submit(original))
         height, width = original.shape
         pixels = int(prediction.mask.sum())
