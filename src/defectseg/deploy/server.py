@@ -1,9 +1,12 @@
 """``defectseg serve``: a model behind HTTP, FastAPI on uvicorn.
 
-- ``GET /health``: the model's name, registry version and stage, arm, run and commit.
+- ``GET /health``: the model's name, registry version and stage, arm, run and commit, its
+  operating point (the pixel threshold and the image gate of its decision), whether reviews are on.
+- ``GET /card``: the served folder's model card (``README.md``), as Markdown text.
 - ``POST /predict`` (a multipart form, the image in field ``file``): the has-defect decision, the
   image score its gate compared, the defect pixel count and the mask as a base64 PNG at the
-  image's own size, the same bytes ``defectseg predict`` writes for that image.
+  image's own size, the same bytes ``defectseg predict`` writes for that image; with ``?image=1``
+  also the image as the model saw it (decoded to 8-bit gray, 16-bit and colour included) as a PNG.
 - ``GET /``: a page where an inspector drops images and sees each with its mask overlaid.
 - ``POST /review`` (with ``--review-dir``; a multipart form: the image in ``file``, the
   inspector's mask as a PNG of 0 and 255 in ``mask``, ``verdict`` accept, clear or correct,
@@ -32,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -116,6 +119,13 @@ def review_mask(data: bytes, shape: tuple[int, int], max_pixels: int) -> np.ndar
     return values > 0
 
 
+def gray_png(image: np.ndarray) -> bytes:
+    """An 8-bit gray image as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _group(form) -> str | None:
     group = form.get("group")
     if group is None or group == "":
@@ -139,9 +149,19 @@ def create_app(
     async def refused(_request: Request, exc: Refused) -> JSONResponse:
         return JSONResponse({"error": exc.sentence}, status_code=exc.status)
 
+    decision = served.decision
+    operating_point = {"pixel_threshold": decision.threshold, "image_threshold": decision.image_threshold, "min_region_share": decision.min_region_share}
+    card_path = Path(served.folder) / "README.md"
+
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", **served.info}
+        return {"status": "ok", **served.info, "operating_point": operating_point, "reviews": store is not None, "card": card_path.is_file()}
+
+    @app.get("/card", response_class=PlainTextResponse)
+    async def card() -> PlainTextResponse:
+        if not card_path.is_file():
+            raise Refused(404, "This model folder has no model card (README.md).")
+        return PlainTextResponse(card_path.read_text(), media_type="text/markdown; charset=utf-8")
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -189,7 +209,9 @@ def create_app(
         prediction = await asyncio.wrap_future(batcher.submit(original))
         height, width = original.shape
         pixels = int(prediction.mask.sum())
+        shown = {"image_png": base64.b64encode(gray_png(original)).decode("ascii")} if request.query_params.get("image") == "1" else {}
         return {
+            **shown,
             "image": name,
             "width": width,
             "height": height,
