@@ -123,7 +123,7 @@ def test_eight_concurrent_clients_get_the_answers_of_one_at_a_time(server, image
 
 def test_the_page_is_served(server):
     page = requests.get(server, timeout=10)
-    assert page.status_code == 200 and 'id="files"' in page.text and "fetch(\"predict\"" in page.text
+    assert page.status_code == 200 and 'id="files"' in page.text and "fetch(\"predict?image=1\"" in page.text and "fetch(\"review\"" in page.text
 
 
 def test_onnx_runtime_computes_the_torch_models_logits(shipped_model):
@@ -176,7 +176,7 @@ def test_a_review_is_kept_as_a_pair_named_by_the_images_hash_with_a_provenance_r
     first, second = painted((96, 128)), painted((96, 128), (50, 70, 60, 100))
     answer = review(url, image, first, group="tile-12").json()
     name = hashlib.sha256(image.read_bytes()).hexdigest()[:20]
-    assert answer["saved"] == name and answer["defect_pixels"] == 800 and answer["model_version"] == "unregistered"
+    assert answer["saved"] == name and answer["defect_pixels"] == 600 and answer["model_version"] == "unregistered"
     assert (folder / "images" / f"{name}.png").read_bytes() == image.read_bytes()
     assert np.array_equal(np.asarray(Image.open(folder / "masks" / f"{name}.png")), first)
     again = review(url, image, second, verdict="correct")
@@ -184,9 +184,9 @@ def test_a_review_is_kept_as_a_pair_named_by_the_images_hash_with_a_provenance_r
     assert np.array_equal(np.asarray(Image.open(folder / "masks" / f"{name}.png")), second), "the later mask is kept"
     rows = pd.read_csv(folder / "reviews.csv")
     mine = rows[rows["id"] == name]
-    assert len(mine) == 2 and mine["mask_defect_pixels"].tolist() == [800, 800]
+    assert len(mine) == 2 and mine["mask_defect_pixels"].tolist() == [600, 800]
     assert mine["original_name"].tolist() == [image.name, image.name] and (mine["image_sha256"].str[:20] == name).all()
-    assert (mine["tp"] + mine["fn"] == 800).all() and (mine["tp"] + mine["fp"] == mine["served_defect_pixels"]).all()
+    assert (mine["tp"] + mine["fn"] == mine["mask_defect_pixels"]).all() and (mine["tp"] + mine["fp"] == mine["served_defect_pixels"]).all()
     assert "tile-12" in (folder / "groups.csv").read_text()
 
 

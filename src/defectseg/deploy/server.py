@@ -96,7 +96,8 @@ async def _file(form, field: str) -> tuple[bytes, str]:
 
 
 def review_mask(data: bytes, shape: tuple[int, int], max_pixels: int) -> np.ndarray:
-    """The inspector's mask (bool) from PNG bytes: one channel, the image's size, 0 and 255 (or 0 and 1) only; else ``Refused``."""
+    """The inspector's mask (bool) from PNG bytes: the image's size, 0 and 255 (or 0 and 1) only, in
+    one channel or as opaque gray RGB(A) (what a browser's canvas writes); else ``Refused``."""
     try:
         image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError):
@@ -106,12 +107,18 @@ def review_mask(data: bytes, shape: tuple[int, int], max_pixels: int) -> np.ndar
         raise Refused(413, f"The mask is {width}x{height}, over the limit of {max_pixels} pixels.")
     if (height, width) != shape:
         raise Refused(422, f"The mask is {width}x{height} but the image is {shape[1]}x{shape[0]}.")
-    if image.mode not in ("L", "1"):
-        raise Refused(422, f"The mask is {image.mode}, not one channel: send an 8-bit gray PNG of 0 and 255.")
+    if image.mode not in ("L", "1", "RGB", "RGBA"):
+        raise Refused(422, f"The mask is {image.mode}: send an 8-bit gray PNG of 0 and 255.")
     try:
-        values = np.asarray(image).astype(np.uint8)
+        pixels = np.asarray(image).astype(np.uint8)
     except OSError as exc:
         raise Refused(400, f"The mask could not be decoded ({exc}).") from None
+    if pixels.ndim == 3:  # a browser canvas's PNG: each pixel black or white, opaque
+        colour, alpha = pixels[..., :3], pixels[..., 3] if pixels.shape[2] == 4 else None
+        if (colour != colour[..., :1]).any() or (alpha is not None and (alpha != 255).any()):
+            raise Refused(422, "The mask has coloured or transparent pixels: send black (0) and white (255) only.")
+        pixels = colour[..., 0]
+    values = pixels
     found = set(np.unique(values).tolist())
     if not (found <= {0, 255} or found <= {0, 1}):
         other = sorted(found - {0, 255})[0]
