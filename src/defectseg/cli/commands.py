@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     review_verbs = review.add_subparsers(dest="verb", required=True)
     summary = review_verbs.add_parser("summary", help="reviews by verdict and model version, and each version's field figures against the inspectors' masks")
     summary.add_argument("folder", type=Path)
-    add = review_verbs.add_parser("add", help="add a review folder to the data set (data.extra_sources): `dvc repro` then re-runs prepare and what follows")
+    add = review_verbs.add_parser("add", help="add a review folder to the data set (data/extra-sources.txt): `dvc repro` then re-runs prepare and what follows")
     add.add_argument("folder", type=Path)
     join = commands.add_parser("join-training", help="on another node, join a training that spans several (train.nodes): run it at the root of a checkout at node 0's commit")
     join.add_argument("--model", choices=get_args(ModelName), required=True, help="the run's model, as in its train@ stage's command")
@@ -261,7 +261,7 @@ def _review(args: argparse.Namespace) -> None:
         from defectseg.cli.review_add import add_review_folder
 
         added = add_review_folder(args.folder)
-        print(f"{args.folder.resolve()}: {'added to' if added else 'already in'} data.extra_sources; `dvc repro` re-runs prepare with its pairs, `dvc push` stores them")
+        print(f"{args.folder.resolve()}: {'added to' if added else 'already in'} data/extra-sources.txt; `dvc repro` re-runs prepare with its pairs, `dvc push` stores them")
         return
     rows = read_reviews(args.folder)
     if not rows:

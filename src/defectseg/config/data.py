@@ -44,7 +44,6 @@ class GroupParams(Section):
 
 class DataParams(Section):
     source: Annotated[str, Field(min_length=1)]
-    extra_sources: list[Annotated[str, Field(min_length=1)]]
     min_side: Annotated[int, Field(ge=1)]
     max_pixels: PositiveInt
     synthetic: SyntheticParams

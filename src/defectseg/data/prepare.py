@@ -10,8 +10,8 @@ across roles).
 Every later stage reads the data set from here, never from the source, so ``dvc push``
 stores it on the remote and a clone elsewhere reproduces every stage after ``dvc pull``.
 
-The pairs of ``data.extra_sources`` (folders in any layout, such as the inspectors' review
-folders of ``defectseg review add``) join the source's, each folder's ``groups.csv`` naming
+The pairs of the extra source folders (``data/extra-sources.txt``, such as the inspectors' review
+folders of ``defectseg review add``; each in any layout) join the source's, each folder's ``groups.csv`` naming
 its groups. With one fold, ``fold0`` is the train/val/test split of ``data.split``; with K >= 2
 folds (``compare.folds``), fold ``f`` tests the groups dealt to it and trains and
 validates on the others (``splits.assign_folds``). A group never holds two roles in one
@@ -179,8 +179,8 @@ def count_pairs(manifest: pd.DataFrame, folds: int, found: Found, root: Path) ->
     }
 
 
-def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_dir: Path) -> dict:
-    extras = [(Path(folder), find_pairs(Path(folder))) for folder in params.extra_sources]
+def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_dir: Path, extra_sources: list[Path]) -> dict:
+    extras = [(Path(folder), find_pairs(Path(folder))) for folder in extra_sources]
     with atomic_dir(out_dir) as tmp:
         pairs = found.pairs + [pair for _, extra in extras for pair in extra.pairs]
         manifest, thumbnails = _check_and_copy(pairs, params, tmp)
@@ -204,11 +204,11 @@ def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_
     return summary
 
 
-def prepare_dataset(params: DataParams, folds: int, out_dir: Path, cache_dir: Path) -> dict:
-    """Run the prepare stage into ``out_dir`` with ``folds`` folds and return the summary."""
+def prepare_dataset(params: DataParams, folds: int, out_dir: Path, cache_dir: Path, extra_sources: list[Path] = ()) -> dict:
+    """Run the prepare stage into ``out_dir`` with ``folds`` folds, the pairs of ``extra_sources`` beside the source's; return the summary."""
     if params.source == "synthetic":
         with tempfile.TemporaryDirectory(prefix="defectseg-synthetic-") as scratch:
             found = Found("synthetic", write_tiles(Path(scratch), params.synthetic))
-            return _prepare_from(Path(scratch), found, params, folds, Path(out_dir))
+            return _prepare_from(Path(scratch), found, params, folds, Path(out_dir), list(extra_sources))
     root = resolve_source(params.source, params.mtd, cache_dir)
-    return _prepare_from(root, find_pairs(root), params, folds, Path(out_dir))
+    return _prepare_from(root, find_pairs(root), params, folds, Path(out_dir), list(extra_sources))

@@ -1,4 +1,4 @@
-"""The fingerprint of the raw data that ``data.source`` (and ``data.extra_sources``) names, so DVC sees every change to it.
+"""The fingerprint of the raw data that ``data.source`` (and ``data/extra-sources.txt``) names, so DVC sees every change to it.
 
 DVC sees a change only in a stage's dependencies, and a folder outside the repository as a
 dependency would put its absolute path into ``dvc.lock`` and make ``dvc repro`` fail (after
@@ -62,7 +62,7 @@ def fingerprint(params: DataParams) -> dict | None:
     return None
 
 
-def record_source(params: DataParams, out: Path) -> str:
+def record_source(params: DataParams, out: Path, extra_sources: list[Path] = ()) -> str:
     """Write the source's fingerprint to ``out`` (unchanged bytes when the source is); return what was done.
 
     An absent source keeps an existing fingerprint (the prepared data set pulled from a remote
@@ -73,11 +73,7 @@ def record_source(params: DataParams, out: Path) -> str:
         if Path(out).is_file():
             return f"notice: {params.source}: not found; keeping {out}, so the prepared data set (data/prepared, from `dvc pull`) stands"
         raise DataError(params.source, "source path does not exist")
-    extra = []
-    for folder in params.extra_sources:
-        if not Path(folder).is_dir():
-            raise DataError(folder, "extra source folder does not exist (data.extra_sources)")
-        extra.append(folder_fingerprint(Path(folder)))
+    extra = [folder_fingerprint(Path(folder)) for folder in extra_sources]
     if extra:
         found = {**found, "extra_sources": extra}
     write_json(out, found)
