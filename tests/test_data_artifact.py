@@ -120,6 +120,9 @@ def test_a_review_folder_added_joins_the_data_set_and_a_relabel_changes_only_its
     reviewed = [image_id(image) for image in images]
     assert set(reviewed) <= set(manifest.index) and len(manifest) == 15
     assert manifest.loc[reviewed[0], "group"] == manifest.loc[reviewed[1], "group"] == "line-a" != manifest.loc[reviewed[2], "group"]
+    field = json.loads((repo.root / "data" / "prepared" / "summary.json").read_text())["field_figures"]["inbox"]
+    assert [(f["model"], f["model_version"], f["reviews"], f["recall"], f["iou"]) for f in field] == [("unet-dice", "v1", 3, 0.0, 0.0)]
+    assert "| inbox | unet-dice | v1 | 3 (0 / 0 / 3) | 3 | 0.000 | n/a | 0.000 |" in (repo.root / "reports" / "report.md").read_text()
     assert [line for line in repo.run("dvc", "status").stdout.splitlines() if line.endswith(":") and not line.startswith("\t")] == [f"{SOURCE}:"]
     shards = file_hashes(repo.root / "data" / "preprocessed")
     relabelled = square_mask()

@@ -5,8 +5,9 @@ checked pair byte for byte at its own size (``images/<id><suffix>``, ``masks/<id
 ``manifest.csv`` (id, defect class, image and mask paths relative to the folder, width,
 height, defect pixel fraction, its group (one physical object, ``groups``) and the pair's
 role in each fold: ``fold0`` ... ``fold<K-1>``) and ``summary.json`` (counts per class, of
-groups and per fold's roles, skipped files, and the leakage audit: the closest image pairs
-across roles).
+groups and per fold's roles, skipped files, the leakage audit: the closest image pairs
+across roles, and, for each review folder among the extra sources, the served models' field
+figures on the reviewed images, ``reviews.field_figures``).
 Every later stage reads the data set from here, never from the source, so ``dvc push``
 stores it on the remote and a clone elsewhere reproduces every stage after ``dvc pull``.
 
@@ -33,6 +34,7 @@ from defectseg.data.images import read_image, read_mask
 from defectseg.data.layouts import DEFECT, FREE, Found, Pair, find_pairs
 from defectseg.data.manifest import COLUMNS, MANIFEST
 from defectseg.data.near_duplicates import closest_across, near_duplicate_pairs, thumbnail
+from defectseg.data.reviews import field_figures, read_reviews
 from defectseg.data.sources import resolve_source
 from defectseg.data.splits import SPLITS, assign_folds, assign_splits, fold_column, groups_across_roles
 from defectseg.data.synthetic import write_tiles
@@ -199,6 +201,7 @@ def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_
         summary["group_source"] = group_source
         if extras:
             summary["extra_sources"] = {folder.name: len(extra.pairs) for folder, extra in extras}
+            summary["field_figures"] = {folder.name: field_figures(read_reviews(folder)) for folder, _ in extras if read_reviews(folder)}
         summary["leakage_audit"] = {"similarity": params.groups.near_duplicate_similarity, "near_duplicate_pairs": len(near), "per_fold": audit}
         write_json(tmp / "summary.json", summary)
     return summary

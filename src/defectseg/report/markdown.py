@@ -305,6 +305,26 @@ def _leakage_lines(data_summary: dict) -> list[str]:
     return lines
 
 
+def _field_lines(data_summary: dict) -> list[str]:
+    """The served models' figures on the images inspectors reviewed (review folders among the data's sources)."""
+    folders = data_summary.get("field_figures")
+    if not folders:
+        return []
+    lines = ["", "## In the field: the served models on the images inspectors reviewed", "",
+             "Per review folder and served model version, on each image's latest review: image recall and false alarms "
+             "of the served decision, and the pooled IoU of its masks against the inspectors' (`defectseg review summary`). "
+             "Set them beside the cross-validated figures above; reviewed images are not a random sample when inspectors "
+             "review mainly flagged parts.", "",
+             "| folder | model | version | reviews (accept / clear / correct) | images | image recall | false alarms | IoU |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for folder, versions in folders.items():
+        for entry in versions:
+            verdicts = " / ".join(str(entry["verdicts"][name]) for name in ("accept", "clear", "correct"))
+            shares = " | ".join("n/a" if entry[key] is None else f"{entry[key]:.3f}" for key in ("recall", "false_alarms", "iou"))
+            lines.append(f"| {folder} | {entry['model']} | {entry['model_version']} | {entry['reviews']} ({verdicts}) | {entry['images']} | {shares} |")
+    return lines
+
+
 def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_summary: dict) -> str:
     """The report page; figures and overlays are linked relative to it."""
     lines = _header_lines(params, data_summary) + _headline_lines(table, int(params.report.confidence * 100), params.evaluate.max_false_alarm_rate)
@@ -312,5 +332,5 @@ def render_markdown(table: dict, shown: list[RunOutputs], params: Params, data_s
     lines += _per_class_lines(table, "per_class_iou", "IoU per defect class (pooled within the class)")
     lines += _per_class_lines(table, "per_class_mean_image_iou", "Mean image IoU per defect class")
     lines += _per_class_lines(table, "per_class_recall", "Image recall per defect class (share of its defective images flagged)")
-    lines += _per_fold_lines(table) + _leakage_lines(data_summary) + _convergence_lines(table) + _picture_lines(shown)
+    lines += _per_fold_lines(table) + _leakage_lines(data_summary) + _field_lines(data_summary) + _convergence_lines(table) + _picture_lines(shown)
     return "\n".join(lines + DEFINITIONS)
