@@ -92,5 +92,4 @@ def test_the_gate_bound_counts_groups_so_six_photographs_of_a_tile_do_not_buy_a_
     by_group = gate_for_false_alarms(scores, 0.05, 0.9, groups=20)
     assert by_image < by_group == scores.max(), "20 tiles cannot bound 5% at 90%: no val false alarm is allowed"
     assert gate_for_false_alarms(scores, 0.05, 0.9, groups=120) == by_image
-    for groups in (7, 10, 20):
-        assert gate_for_false_alarms(scores, 0.05, 0.0, groups=groups) == gate_for_false_alarms(scores, 0.05, 0.0), "the point rate counts images"
+    assert gate_for_false_alarms(scores, 0.05, 0.0, groups=20) == gate_for_false_alarms(scores, 0.05, 0.0), "the point rate does not depend on the groups"

@@ -95,7 +95,8 @@ def choose_decision(val: NativeSplit, params: EvaluateParams, groups: np.ndarray
     classes = val.split.classes if params.threshold_objective == "class_mean" else None
     threshold = choose_threshold(val.probabilities, val.truth, params.threshold_steps, classes)
     free = np.array([not t.any() for t in val.truth])
-    free_groups = None if groups is None else len(set(np.asarray(groups)[free].tolist()))
+    # the confidence bound counts groups as trials; the point rate (confidence 0) counts images
+    free_groups = None if groups is None or params.false_alarm_confidence == 0.0 else len(set(np.asarray(groups)[free].tolist()))
     gate = gate_for_false_alarms(val.scores[free], params.max_false_alarm_rate, params.false_alarm_confidence, free_groups)
     return Decision(threshold, params.min_region_share, gate, params.flip_tta, params.image_score_share, val.head_scores is not None)
 

@@ -68,12 +68,11 @@ def gate_for_false_alarms(free_scores: np.ndarray, max_false_alarm_rate: float, 
     new images too, not only on these (val's ~100 defect-free tiles are a small sample). The
     bound counts ``groups`` trials where given (the images' physical objects: six photographs
     of one tile are not six chances to see a false alarm), and the allowed share of the
-    groups is applied to the images (``allowed_false_alarms``). The point rate (confidence 0)
-    counts images whatever the groups.
+    groups is applied to the images (``allowed_false_alarms``).
     """
     if len(free_scores) == 0:
         return 0.0
-    trials = len(free_scores) if groups is None or confidence == 0.0 else groups
+    trials = len(free_scores) if groups is None else groups
     share = allowed_false_alarms(trials, max_false_alarm_rate, confidence) / trials
     allowed = int(np.floor(share * len(free_scores) + 1e-9)) if share >= 0 else -1
     if allowed >= len(free_scores):
