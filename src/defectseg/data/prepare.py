@@ -201,7 +201,8 @@ def _prepare_from(root: Path, found: Found, params: DataParams, folds: int, out_
         summary["group_source"] = group_source
         if extras:
             summary["extra_sources"] = {folder.name: len(extra.pairs) for folder, extra in extras}
-            summary["field_figures"] = {folder.name: field_figures(read_reviews(folder)) for folder, _ in extras if read_reviews(folder)}
+            reviewed = {folder.name: read_reviews(folder) for folder, _ in extras}
+            summary["field_figures"] = {name: field_figures(rows) for name, rows in reviewed.items() if rows}
         summary["leakage_audit"] = {"similarity": params.groups.near_duplicate_similarity, "near_duplicate_pairs": len(near), "per_fold": audit}
         write_json(tmp / "summary.json", summary)
     return summary

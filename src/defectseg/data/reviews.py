@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from defectseg.foundation.atomic import atomic_file
+from defectseg.foundation.atomic import write_bytes, write_text
 
 VERDICTS = ("accept", "clear", "correct")
 PROVENANCE = "reviews.csv"
@@ -87,10 +87,10 @@ def image_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:ID_LENGTH]
 
 
-def mask_png(mask: np.ndarray) -> bytes:
-    """A boolean mask as an 8-bit PNG of 0 and 255."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """An 8-bit single-channel array (an image, or a mask of 0 and 255) as PNG bytes."""
     buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -123,8 +123,8 @@ class ReviewStore:
             "group": review.group or "",
         }
         with self._lock:
-            self._write(self.folder / "images" / f"{name}{review.suffix}", review.image)
-            self._write(self.folder / "masks" / f"{name}.png", mask_png(truth))
+            write_bytes(self.folder / "images" / f"{name}{review.suffix}", review.image)
+            write_bytes(self.folder / "masks" / f"{name}.png", png_bytes(truth.astype(np.uint8) * 255))
             self._append(row)
             if review.group:
                 self._set_group(name, review.group)
@@ -134,17 +134,12 @@ class ReviewStore:
         """The provenance table's rows, oldest first."""
         return read_reviews(self.folder)
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        with atomic_file(path) as tmp:
-            Path(tmp).write_bytes(data)
-
     def _append(self, row: dict) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows([*self.rows(), row])
-        self._write(self.folder / PROVENANCE, buffer.getvalue().encode())
+        write_text(self.folder / PROVENANCE, buffer.getvalue())
 
     def _set_group(self, name: str, group: str) -> None:
         path = self.folder / GROUPS
@@ -154,4 +149,4 @@ class ReviewStore:
                 groups = {row["id"]: row["group"] for row in csv.DictReader(handle)}
         groups[name] = group
         lines = "id,group\n" + "".join(f"{key},{value}\n" for key, value in sorted(groups.items()))
-        self._write(path, lines.encode())
+        write_text(path, lines)

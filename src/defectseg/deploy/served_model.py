@@ -1,16 +1,15 @@
 """A model folder loaded for serving: its model, its decision, what ``/health`` says of it, and
 the same computation as ``defectseg predict`` on a batch of decoded images."""
 
-import io
 import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from defectseg.data.dataset import image_array
+from defectseg.data.reviews import png_bytes
 from defectseg.deploy.registry import Entry
 from defectseg.deploy.ship import CARD
 from defectseg.errors import DefectsegError
@@ -31,9 +30,7 @@ class Prediction:
     @property
     def png(self) -> bytes:
         """The mask as ``defectseg predict`` writes it: an 8-bit PNG, 255 where defect."""
-        buffer = io.BytesIO()
-        Image.fromarray(self.mask.astype(np.uint8) * 255).save(buffer, format="PNG")
-        return buffer.getvalue()
+        return png_bytes(self.mask.astype(np.uint8) * 255)
 
 
 def _commit_of(folder: Path) -> str | None:

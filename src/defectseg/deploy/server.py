@@ -41,7 +41,7 @@ from starlette.datastructures import UploadFile
 
 from defectseg.data.images import DEFAULT_MAX_PIXELS, read_image_bytes
 from defectseg.deploy.batching import Batcher
-from defectseg.data.reviews import VERDICTS, Review, ReviewStore
+from defectseg.data.reviews import VERDICTS, Review, ReviewStore, png_bytes
 from defectseg.deploy.served_model import ServedModel
 from defectseg.errors import DataError, ImageTooLargeError
 
@@ -124,13 +124,6 @@ def review_mask(data: bytes, shape: tuple[int, int], max_pixels: int) -> np.ndar
         other = sorted(found - {0, 255})[0]
         raise Refused(422, f"The mask is not binary: it holds the value {other}; send 0 and 255 only.")
     return values > 0
-
-
-def gray_png(image: np.ndarray) -> bytes:
-    """An 8-bit gray image as PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _group(form) -> str | None:
@@ -216,7 +209,7 @@ def create_app(
         prediction = await asyncio.wrap_future(batcher.submit(original))
         height, width = original.shape
         pixels = int(prediction.mask.sum())
-        shown = {"image_png": base64.b64encode(gray_png(original)).decode("ascii")} if request.query_params.get("image") == "1" else {}
+        shown = {"image_png": base64.b64encode(png_bytes(original)).decode("ascii")} if request.query_params.get("image") == "1" else {}
         return {
             **shown,
             "image": name,

@@ -87,6 +87,12 @@ def check_output_path(path: Path, folder: bool, option: str) -> None:
             return
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_text(path: Path, text: str) -> None:
     """Atomically write ``text`` to ``path``."""
     with atomic_file(path) as tmp:
