@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from defectseg.cli.compare import layered_overrides
 from defectseg.config.loading import read_yaml
 from defectseg.config.params import apply_overrides, parse_params
+from defectseg.models.compute import Compute, pick_device
 from defectseg.models.encoder_unet import split_logits
 from defectseg.models.factory import build_model
-from defectseg.models.inference import Compute, pick_device
 from defectseg.training.losses import build_loss
 
 

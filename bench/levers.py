@@ -35,7 +35,8 @@ from defectseg.data.manifest import read_manifest
 from defectseg.data.prepare import prepare_dataset
 from defectseg.data.preprocess import preprocess
 from defectseg.evaluation.evaluate import choose_decision, measure, native_split
-from defectseg.models.inference import Compute, pick_device, predict_outputs
+from defectseg.models.compute import Compute, pick_device
+from defectseg.models.inference import predict_outputs
 from defectseg.models.saved_model import load_model
 from defectseg.report.convergence import convergence
 from defectseg.training.code_fingerprint import import_closure
@@ -100,7 +101,7 @@ def main() -> None:
         pairs, manifest = prepared(params, args.out)
         folder = args.out / name
         start = time.perf_counter()
-        train_run(params, Run(lever["model"], lever["loss"], 0, 0), pairs, manifest, folder / "model", folder / "live")
+        train_run(params, Run(lever["model"], lever["loss"], 0, 0), pairs, manifest, folder / "model", folder / "live", folder / "scratch")
         minutes = (time.perf_counter() - start) / 60
         metrics, native = score_val(folder / "model", pairs, manifest, params, params.evaluate.flip_tta)
         plain, _ = score_val(folder / "model", pairs, manifest, params, False)

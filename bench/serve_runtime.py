@@ -20,8 +20,9 @@ from defectseg.data.dataset import image_array
 from defectseg.data.images import IMAGE_SUFFIXES, read_image
 from defectseg.evaluation.export import export_model
 from defectseg.evaluation.predict import predicted_mask
+from defectseg.models.compute import Compute
 from defectseg.models.encoder_unet import split_logits
-from defectseg.models.inference import Compute, model_input, per_image_heads, predict_outputs
+from defectseg.models.inference import model_input, per_image_heads, predict_outputs
 from defectseg.models.saved_model import load_decision, load_model
 
 

@@ -32,7 +32,7 @@ CHILD = textwrap.dedent(
     params = parse_params(raw)
     prepare_dataset(params.data, 1, tmp / "prepared", tmp / "cache")
     preprocess(tmp / "prepared" / "manifest.csv", params.preprocess, tmp / "pre")
-    train_run(params, Run("unet", "dicebce", 0, 0), tmp / "pre", tmp / "prepared" / "manifest.csv", tmp / "model", tmp / "live")
+    train_run(params, Run("unet", "dicebce", 0, 0), tmp / "pre", tmp / "prepared" / "manifest.csv", tmp / "model", tmp / "live", tmp / "scratch")
     """
 )
 

@@ -13,8 +13,8 @@ import torch
 
 from defectseg.config.models import ModelName
 from defectseg.config.params import load_params
+from defectseg.models.compute import Compute, pick_device
 from defectseg.models.factory import build_model
-from defectseg.models.inference import Compute, pick_device
 from defectseg.training.losses import build_loss
 
 

@@ -29,7 +29,7 @@ from defectseg.config.params import parse_params
 from defectseg.data.dataset import Normalization, SegmentationDataset, load_fold
 from defectseg.data.prepare import prepare_dataset
 from defectseg.data.preprocess import preprocess
-from defectseg.models.inference import Compute
+from defectseg.models.compute import Compute
 from defectseg.models.unet import UNet
 from defectseg.training.augment import build_augment
 from defectseg.training.loop import fit

@@ -159,7 +159,6 @@ class DvcRepo:
         self.run("git", "config", "user.name", "test")
         self.run("dvc", "init", "-q")
         shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
-        # what DVC does not hash: beside each model, its resume state and wall minutes (the ship stage depends on models/)
         shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
 
     def copy_to(self, folder: Path) -> "DvcRepo":

@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import command_env, copy_of_tiny_reproduced
+
 from defectseg.errors import DataError
 from defectseg.evaluation.export import export_model
+from defectseg.models.compute import Compute
 from defectseg.models.encoder_unet import split_logits
-from defectseg.models.inference import Compute, predict_outputs
+from defectseg.models.inference import predict_outputs
 from defectseg.models.saved_model import load_model, save_ensemble
 
 RUNS = ("unet-bce-seed0-fold0", "unet-dice-seed0-fold0", "unet-dicebce-seed0-fold0")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import params_with, write_png
+
 from defectseg.data.dataset import Normalization
 from defectseg.data.images import read_mask
 from defectseg.data.preprocess import preprocess
@@ -19,7 +19,8 @@ from defectseg.evaluation.predict import predict
 from defectseg.measures.decision import Decision
 from defectseg.measures.metrics import Counts
 from defectseg.models.factory import build_model
-from defectseg.models.saved_model import load_decision, load_model, save_model
+from defectseg.models.model_format import save_model
+from defectseg.models.saved_model import load_decision, load_model
 
 NATIVE_SIDES = (40, 56, 72)
 

@@ -18,7 +18,8 @@ from conftest import DvcRepo, gray, make_plain, params_with, write_png
 from defectseg.data.dataset import Normalization
 from defectseg.measures.decision import Decision
 from defectseg.models.factory import build_model
-from defectseg.models.saved_model import save_decision, save_model
+from defectseg.models.model_format import save_model
+from defectseg.models.saved_model import save_decision
 
 TINY = {
     "data.synthetic.count": 24,

@@ -21,7 +21,8 @@ from defectseg.measures.decision import Decision
 from defectseg.models.encoder_unet import split_logits
 from defectseg.models.inference import at_size, model_input
 from defectseg.models.mobilenet_unet import MobileNetUNet
-from defectseg.models.saved_model import load_decision, load_model, save_decision, save_model
+from defectseg.models.model_format import save_model
+from defectseg.models.saved_model import load_decision, load_model, save_decision
 from defectseg.training.loop import fit
 from defectseg.training.losses import build_loss
 from defectseg.training.run_spec import RunSpec

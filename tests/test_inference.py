@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from defectseg.errors import DefectsegError
-from defectseg.models.inference import at_size, pick_device
+from defectseg.models.compute import pick_device
+from defectseg.models.inference import at_size
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -29,10 +30,12 @@ def test_probability_map_is_resized_to_the_original_size():
 
 def test_flip_tta_averages_the_image_and_its_mirror_images(tmp_path):
     from conftest import params_with
+
     from defectseg.data.dataset import Normalization
     from defectseg.models.factory import build_model
     from defectseg.models.inference import Compute, predict_outputs
-    from defectseg.models.saved_model import load_model, save_model
+    from defectseg.models.model_format import save_model
+    from defectseg.models.saved_model import load_model
 
     torch.manual_seed(0)
     params = params_with(**{"models.unet.base_width": 4, "models.unet.depth": 2})

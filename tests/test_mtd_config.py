@@ -78,7 +78,7 @@ def test_mtd_config_trains_and_predict_reproduces_the_evaluated_test_masks(tmp_p
     few = tmp_path / "prepared" / "few.csv"
     pd.concat(rows.sort_values(["defect_class", "id"]).iloc[::12] for _, rows in manifest.groupby("fold0")).to_csv(few, index=False)
     preprocess(few, params.preprocess, tmp_path / "few")
-    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "few", few, tmp_path / "model", tmp_path / "live")
+    summary = train_run(params, Run("mobilenet_unet", "dicebce", 0, 0), tmp_path / "few", few, tmp_path / "model", tmp_path / "live", tmp_path / "scratch")
     assert summary["epochs"] == 1 and 0 <= summary["best_val_iou"] <= 1
     saved = load_model(tmp_path / "model")
     assert saved.metadata["input_size"] == [224, 224]

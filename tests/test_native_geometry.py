@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import params_with, write_png
+
 from defectseg.config.runs import Run
 from defectseg.data.dataset import load_split
 from defectseg.data.images import read_mask
@@ -48,7 +48,7 @@ def trained(tiles, tmp_path_factory):
     params = params_with(**NATIVE, **{"data.source": str(tiles)})
     prepare_dataset(params.data, 1, folder / "prepared", folder / "cache")
     preprocess(folder / "prepared" / "manifest.csv", params.preprocess, folder / "pre")
-    train_run(params, Run("unet", "dicebce", 0, 0), folder / "pre", folder / "prepared" / "manifest.csv", folder / "model", folder / "live")
+    train_run(params, Run("unet", "dicebce", 0, 0), folder / "pre", folder / "prepared" / "manifest.csv", folder / "model", folder / "live", folder / "scratch")
     return params, folder
 
 

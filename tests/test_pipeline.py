@@ -48,6 +48,33 @@ def test_a_training_schema_change_leaves_the_data_stages_up_to_date(reproduced):
     assert changed(repo.run("dvc", "status")) == set()
 
 
+
+def test_a_report_or_inference_change_retrains_nothing(reproduced):
+    """Train depends on what training runs: an edit to the report's or evaluate's schema, or to how
+    saved models are loaded, leaves every train stage up to date (and a leftover file in a run's
+    scratch folder changes no stage)."""
+    repo, _ = reproduced
+    edits = {
+        repo.root / "src" / "defectseg" / "config" / "report.py": ("class ReportParams(Section):", "class ReportParams(Section):\n    # a new report option goes here"),
+        repo.root / "src" / "defectseg" / "config" / "evaluate.py": ("class EvaluateParams(Section):", "class EvaluateParams(Section):\n    # a new evaluate option goes here"),
+        repo.root / "src" / "defectseg" / "models" / "saved_model.py": ("def load_model(", "# how models load changed\ndef load_model("),
+    }
+    originals = {path: path.read_text() for path in edits}
+    scratch = repo.root / "runs" / "unet-bce-seed0-fold0" / "leftover.json"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.write_text("{}")
+    try:
+        for path, (old, new) in edits.items():
+            assert old in originals[path]
+            path.write_text(originals[path].replace(old, new))
+        named = changed(repo.run("dvc", "status"))
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+        scratch.unlink()
+    assert named and not {stage for stage in named if stage.startswith("train@")}
+    assert changed(repo.run("dvc", "status")) == set()
+
 def test_metrics_are_visible_to_dvc(reproduced):
     repo, _ = reproduced
     shown = json.loads(repo.run("dvc", "metrics", "show", "--json").stdout)

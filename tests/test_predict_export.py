@@ -19,7 +19,8 @@ from defectseg.data.synthetic import make_tile
 from defectseg.evaluation.export import deployable, export_model
 from defectseg.evaluation.predict import save_prediction
 from defectseg.measures.decision import Decision
-from defectseg.models.saved_model import save_decision, save_model
+from defectseg.models.model_format import save_model
+from defectseg.models.saved_model import save_decision
 from defectseg.training.loop import fit
 from defectseg.training.losses import build_loss
 from defectseg.training.run_spec import RunSpec

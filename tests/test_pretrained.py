@@ -13,14 +13,15 @@ import zipfile
 import pytest
 import torch
 import yaml
-
 from conftest import REPO
+
 from defectseg.config.models import model_settings
 from defectseg.data.dataset import Normalization
 from defectseg.errors import DataError
 from defectseg.models.factory import build_model
+from defectseg.models.model_format import save_model
 from defectseg.models.pretrained import cache_dir, grayscale_stem
-from defectseg.models.saved_model import load_model, save_model
+from defectseg.models.saved_model import load_model
 from defectseg.models.torchvision_compat import resnet_models
 
 

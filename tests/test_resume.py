@@ -59,7 +59,7 @@ def finished(finished_template, tmp_path):
 
 
 def resume_state(repo):
-    return repo.root / "models" / "unet-bce-seed0-fold0" / "last.pt"
+    return repo.root / "runs" / "unet-bce-seed0-fold0" / "last.pt"
 
 
 def edit_losses(repo) -> None:

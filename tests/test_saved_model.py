@@ -4,12 +4,13 @@ import json
 
 import pytest
 import torch
-
 from conftest import params_with
+
 from defectseg.data.dataset import Normalization
 from defectseg.errors import DataError
 from defectseg.models.factory import build_model
-from defectseg.models.saved_model import load_model, save_model
+from defectseg.models.model_format import save_model
+from defectseg.models.saved_model import load_model
 
 
 def saved_unet(folder, **overrides):

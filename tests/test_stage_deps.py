@@ -23,6 +23,12 @@ def import_closure(script: Path) -> set[Path]:
     return {m.relative_to(REPO) for m in package_closure(REPO / script, REPO / "src")}
 
 
+def package_deps(stage: dict) -> set[Path]:
+    """The package modules a stage lists among its ``deps``."""
+    deps = {Path(d if isinstance(d, str) else next(iter(d))) for d in stage.get("deps", [])}
+    return {d for d in deps if d.parts[:2] == PACKAGE.parts}
+
+
 def missing_deps(stages: dict) -> dict[str, list[str]]:
     """Per stage, the imported package modules its ``deps`` do not list."""
     missing = {}
@@ -41,6 +47,23 @@ def pipeline() -> dict:
 
 def test_every_stage_depends_on_every_module_it_imports():
     assert missing_deps(pipeline()) == {}
+
+
+def test_no_stage_depends_on_a_module_it_does_not_import():
+    """A dep the stage does not run re-runs it for nothing (an edit to the report's schema retraining every model)."""
+    excess = {}
+    for name, stage in pipeline().items():
+        script = next(Path(word) for word in stage["cmd"].split() if word.endswith(".py"))
+        extra = sorted(str(m) for m in package_deps(stage) - import_closure(script))
+        if extra:
+            excess[name] = extra
+    assert excess == {}
+
+
+def test_train_does_not_depend_on_the_report_evaluate_or_loading_saved_models():
+    train = package_deps(pipeline()["train"])
+    for module in ("config/report.py", "config/evaluate.py", "config/params.py", "models/saved_model.py", "models/ensemble.py", "models/inference.py", "measures/decision.py"):
+        assert PACKAGE / module not in train
 
 
 def test_a_removed_dep_is_reported():

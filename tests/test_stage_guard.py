@@ -30,7 +30,7 @@ def repo(tmp_path_factory) -> DvcRepo:
 def repro_editing(repo: DvcRepo, edit) -> subprocess.CompletedProcess:
     """``dvc repro train``, with ``edit()`` called once its first epoch is saved."""
     process = subprocess.Popen(["dvc", "repro", STAGE], cwd=repo.root, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state = repo.root / "models" / RUN / "last.pt"
+    state = repo.root / "runs" / RUN / "last.pt"
     deadline = time.monotonic() + 120
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

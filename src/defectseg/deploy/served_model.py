@@ -15,7 +15,8 @@ from defectseg.deploy.ship import CARD
 from defectseg.errors import DefectsegError
 from defectseg.evaluation.predict import predicted_mask
 from defectseg.measures.decision import Decision
-from defectseg.models.inference import Compute, model_input, per_image_heads, pick_device, predict_outputs
+from defectseg.models.compute import Compute, pick_device
+from defectseg.models.inference import model_input, per_image_heads, predict_outputs
 from defectseg.models.onnx_runtime import OnnxModel, with_runtime
 from defectseg.models.saved_model import SavedModel, load_decision, load_model, model_folder
 

@@ -36,7 +36,8 @@ from defectseg.foundation.atomic import atomic_dir, write_json, write_text
 from defectseg.measures.decision import Decision
 from defectseg.models.checkpoint import save_checkpoint
 from defectseg.models.ensemble import Ensemble
-from defectseg.models.saved_model import ENSEMBLE, METADATA, MODEL_FORMAT, THRESHOLD, WEIGHTS, load_decision, load_model, save_decision
+from defectseg.models.model_format import ENSEMBLE, METADATA, MODEL_FORMAT, THRESHOLD, WEIGHTS
+from defectseg.models.saved_model import load_decision, load_model, save_decision
 
 CARD = "card.json"
 # the figures of a run's split that the card shows

@@ -29,7 +29,8 @@ from defectseg.foundation.atomic import atomic_dir, atomic_file, write_json
 from defectseg.foundation.threads import job_slot
 from defectseg.measures.decision import Decision, gate_for_false_alarms, image_score
 from defectseg.measures.metrics import Counts, flatten, iou_by_threshold, per_class_iou, per_class_mean_image_iou, per_image_iou, pr_curve, split_metrics
-from defectseg.models.inference import Compute, at_size, per_image_heads, pick_device, predict_outputs
+from defectseg.models.compute import Compute, pick_device
+from defectseg.models.inference import at_size, per_image_heads, predict_outputs
 from defectseg.models.saved_model import load_model, save_decision
 
 

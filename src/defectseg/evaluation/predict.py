@@ -24,7 +24,8 @@ from defectseg.errors import DataError, DefectsegError
 from defectseg.evaluation.overlays import prediction_overlay
 from defectseg.foundation.atomic import atomic_file, check_output_path
 from defectseg.measures.decision import Decision
-from defectseg.models.inference import Compute, at_size, model_input, per_image_heads, pick_device, predict_outputs
+from defectseg.models.compute import Compute, pick_device
+from defectseg.models.inference import at_size, model_input, per_image_heads, predict_outputs
 from defectseg.models.onnx_runtime import with_runtime
 from defectseg.models.saved_model import SavedModel, load_decision, load_model, model_folder
 

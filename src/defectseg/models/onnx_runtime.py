@@ -19,7 +19,8 @@ from torch import nn
 from defectseg.data.sources import sha256_of
 from defectseg.foundation.atomic import atomic_file
 from defectseg.foundation.cache import cache_root
-from defectseg.models.saved_model import WEIGHTS, SavedModel
+from defectseg.models.model_format import WEIGHTS
+from defectseg.models.saved_model import SavedModel
 
 RUNTIMES = ("onnxruntime", "torch")
 

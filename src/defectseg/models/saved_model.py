@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from defectseg.config.models import ModelSection, model_settings
+from defectseg.config.models import model_settings
 from defectseg.data.dataset import Normalization
 from defectseg.errors import DataError
 from defectseg.foundation.atomic import write_json
@@ -21,12 +21,7 @@ from defectseg.measures.decision import Decision
 from defectseg.models.checkpoint import load_checkpoint, save_checkpoint
 from defectseg.models.ensemble import Ensemble
 from defectseg.models.factory import build_model
-
-MODEL_FORMAT = "defectseg-model-1"
-ENSEMBLE = "ensemble"
-WEIGHTS = "model.pt"
-METADATA = "model.json"
-THRESHOLD = "threshold.json"
+from defectseg.models.model_format import ENSEMBLE, METADATA, MODEL_FORMAT, THRESHOLD, WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -46,19 +41,6 @@ class SavedModel:
         architecture = self.metadata["architecture"]
         members = architecture["members"] if architecture["model"] == ENSEMBLE else [architecture]
         return math.lcm(*(model_settings(a["model"], _settings(a)).side_multiple for a in members))
-
-
-def save_model(folder: Path, weights: dict, model_name: str, settings: ModelSection, normalization: Normalization, extra: dict) -> None:
-    """Write ``model.pt`` and ``model.json`` into ``folder``, each atomically."""
-    folder = Path(folder)
-    save_checkpoint(folder / WEIGHTS, {"format": MODEL_FORMAT, "weights": weights})
-    metadata = {
-        "format": MODEL_FORMAT,
-        "architecture": {"model": model_name, "settings": settings.model_dump(exclude={"train"})},
-        "normalization": {"mean": normalization.mean, "std": normalization.std},
-        **extra,
-    }
-    write_json(folder / METADATA, metadata)
 
 
 def save_ensemble(folder: Path, members: list[Path]) -> dict:

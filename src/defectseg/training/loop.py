@@ -24,8 +24,8 @@ from tqdm import tqdm
 from defectseg.data.dataset import Normalization, Split
 from defectseg.foundation.threads import fix_threads
 from defectseg.measures.metrics import iou_by_threshold
+from defectseg.models.compute import Compute, predict_logits, same_size_groups
 from defectseg.models.encoder_unet import split_logits
-from defectseg.models.inference import Compute, predict_logits, same_size_groups
 from defectseg.training.cost import Cost, step_flops
 from defectseg.training.distributed import World, mean_over_processes, same_on_every_process
 from defectseg.training.losses import LossFn

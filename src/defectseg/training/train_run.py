@@ -7,13 +7,13 @@ from pathlib import Path
 
 from dvclive import Live
 
-from defectseg.config.params import Params
+from defectseg.config.training_params import TrainingParams
 from defectseg.config.runs import Run
 from defectseg.data.dataset import load_fold, preprocessed_fingerprint
 from defectseg.foundation.atomic import remove_stale_temporaries, write_json
 from defectseg.foundation.threads import job_slot
-from defectseg.models.inference import pick_device
-from defectseg.models.saved_model import save_model
+from defectseg.models.compute import pick_device
+from defectseg.models.model_format import save_model
 from defectseg.training.code_fingerprint import module_hashes
 from defectseg.training.distributed import join, leave
 from defectseg.training.loop import fit
@@ -21,22 +21,24 @@ from defectseg.training.losses import build_loss
 from defectseg.training.run_spec import RunSpec
 
 RESUME_STATE = "last.pt"
-# wall and CPU minutes of the run, beside the model but not a DVC output: they differ from run to
-# run, and DVC's run-cache (a teammate's identical run reused) needs identical inputs to give identical outputs
+# wall and CPU minutes of the run, not a DVC output: they differ from run to run, and DVC's
+# run-cache (a teammate's identical run reused) needs identical inputs to give identical outputs
 COST = "cost.json"
 
 
-def train_run(params: Params, run: Run, pairs_dir: Path, manifest_path: Path, model_dir: Path, live_dir: Path) -> dict:
+def train_run(params: TrainingParams, run: Run, pairs_dir: Path, manifest_path: Path, model_dir: Path, live_dir: Path, scratch_dir: Path) -> dict:
     """Train on the run's fold (its train part; its val part picks the best epoch), write
     ``model_dir/{model.pt,model.json}``, and return a summary.
 
-    The resume state ``model_dir/last.pt`` lives only while the run is incomplete: it is
-    deleted once the final model is saved, so a re-run (a code change, ``dvc repro -f``)
+    ``scratch_dir`` holds what is not a result, outside the stage's outputs (so neither DVC's
+    hashes nor a stage that depends on the ``models`` folder see it): the run's wall minutes
+    (``cost.json``) and its resume state (``last.pt``), which lives only while the run is
+    incomplete: it is deleted once the final model is saved, so a re-run (a code change, ``dvc repro -f``)
     trains from scratch. Its code fingerprint covers this module's import closure, every
     package module the train stage runs. Temporaries that a killed write left in
     ``model_dir`` are removed first.
     """
-    model_dir = Path(model_dir)
+    model_dir, scratch_dir = Path(model_dir), Path(scratch_dir)
     for stale in remove_stale_temporaries(model_dir):
         print(f"removed {stale}, left by an interrupted write", file=sys.stderr)
     fold = load_fold(pairs_dir, manifest_path, run.fold)
@@ -51,7 +53,7 @@ def train_run(params: Params, run: Run, pairs_dir: Path, manifest_path: Path, mo
     try:
         logger = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False) if world.is_main else contextlib.nullcontext()
         with job_slot(), logger as live:
-            result = fit(spec, build_loss(run.loss, params.losses), train_split, val_split, model_dir / RESUME_STATE, live, world)
+            result = fit(spec, build_loss(run.loss, params.losses), train_split, val_split, scratch_dir / RESUME_STATE, live, world)
             best = result["best"]
             if world.is_main:
                 live.summary["best/epoch"] = best["epoch"]
@@ -82,7 +84,7 @@ def train_run(params: Params, run: Run, pairs_dir: Path, manifest_path: Path, mo
             "threads": result["threads"],
         },
     )
-    (model_dir / RESUME_STATE).unlink(missing_ok=True)
-    write_json(model_dir / COST, {"train_minutes": round(result["seconds"] / 60, 2), "train_cpu_minutes": round(result["cpu_seconds"] / 60, 2),
+    (scratch_dir / RESUME_STATE).unlink(missing_ok=True)
+    write_json(scratch_dir / COST, {"train_minutes": round(result["seconds"] / 60, 2), "train_cpu_minutes": round(result["cpu_seconds"] / 60, 2),
                                   "device": world.device.type, "threads": result["threads"]})  # fmt: skip
     return {**summary, "minutes": result["seconds"] / 60}

@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 from defectseg.config.train import TrainParams
 from defectseg.data.dataset import Normalization, SegmentationDataset, Split
 from defectseg.errors import DataError
+from defectseg.models.compute import Compute, pick_device
 from defectseg.models.factory import build_model
-from defectseg.models.inference import Compute, pick_device
 from defectseg.training.augment import build_augment
 from defectseg.training.copy_paste import paste_defect
 from defectseg.training.distributed import World
