@@ -158,6 +158,23 @@ def test_image_auroc_counts_correctly_ordered_pairs():
     assert image_auroc(scores, np.ones(5, bool)) is None
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_ranking_metrics_equal_scikit_learns_with_ties(seed):
+    """The numpy AUROC and recall at a false-alarm rate give what scikit-learn's roc_auc_score
+    and roc_curve give, on scores with many ties (rounded) and without."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(seed)
+    has_defect = rng.random(200) < 0.3
+    scores = rng.random(200) + 0.4 * has_defect
+    if seed % 2:
+        scores = np.round(scores, 1)
+    assert image_auroc(scores, has_defect) == pytest.approx(roc_auc_score(has_defect, scores), abs=1e-12)
+    false_alarms, recall, _ = roc_curve(has_defect, scores, drop_intermediate=False)
+    for rate in (0.0, 0.01, 0.05, 0.2, 1.0):
+        assert recall_at_false_alarm_rate(scores, has_defect, rate) == pytest.approx(float(recall[false_alarms <= rate + 1e-12].max()), abs=1e-12)
+
+
 def test_recall_at_false_alarm_rate_reads_the_roc_at_that_rate():
     scores = np.array([0.95, 0.9, 0.8, 0.3, 0.85, 0.5, 0.4, 0.2, 0.1, 0.05, 0.01, 0.0])
     has_defect = np.array([True, True, True, True] + [False] * 8)

@@ -4,8 +4,10 @@ Pixel metrics start from the per-image true/false positive/negative pixel counts
 each is a small function of those counts with an explicit reduction: "global" sums
 counts over the whole split before dividing, "per image" divides per image and then
 averages. Images may differ in size (evaluate counts each at its own size). Image-level
-metrics rank images by a per-image score against "has a defect"; they import scikit-learn
-when called, since importing it costs every training process more than a second.
+metrics rank images by a per-image score against "has a defect": the area under the ROC curve
+(the Mann-Whitney rank statistic, ties at half) and the recall at a false-alarm rate, a few lines
+of numpy rather than scikit-learn's ``roc_auc_score`` and ``roc_curve``, whose import cost each
+evaluate and report process more than a second (``tests/test_metrics.py`` holds them to scikit-learn's).
 """
 
 from collections.abc import Sequence
@@ -151,24 +153,34 @@ def iou_by_threshold(probabilities: np.ndarray, truth: np.ndarray, steps: int) -
     return thresholds, np.where(union > 0, tp / np.maximum(union, 1), 1.0)
 
 
-def image_auroc(scores: np.ndarray, has_defect: np.ndarray) -> float | None:
-    """Area under the ROC curve of per-image scores for "has a defect"; None without both kinds of image."""
-    if has_defect.all() or not has_defect.any():
-        return None
-    from sklearn.metrics import roc_auc_score
+def _has_both_kinds(has_defect: np.ndarray) -> bool:
+    return bool(has_defect.any() and not has_defect.all())
 
-    return float(roc_auc_score(has_defect, scores))
+
+def image_auroc(scores: np.ndarray, has_defect: np.ndarray) -> float | None:
+    """Area under the ROC curve of per-image scores for "has a defect": the chance that a defective
+    image outscores a defect-free one, a tie counting half; None without both kinds of image."""
+    has_defect = np.asarray(has_defect, dtype=bool)
+    if not _has_both_kinds(has_defect):
+        return None
+    _, inverse, counts = np.unique(np.asarray(scores, dtype=float), return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, tied scores share their mean rank
+    defective, free = int(has_defect.sum()), int((~has_defect).sum())
+    return float((ranks[has_defect].sum() - defective * (defective + 1) / 2) / (defective * free))
 
 
 def recall_at_false_alarm_rate(scores: np.ndarray, has_defect: np.ndarray, rate: float) -> float | None:
     """The highest share of defective images found by any score threshold that flags at most
     ``rate`` of the defect-free images; None without both kinds of image."""
-    if has_defect.all() or not has_defect.any():
+    has_defect = np.asarray(has_defect, dtype=bool)
+    if not _has_both_kinds(has_defect):
         return None
-    from sklearn.metrics import roc_curve
-
-    false_alarms, recall, _ = roc_curve(has_defect, scores, drop_intermediate=False)
-    return float(recall[false_alarms <= rate + 1e-12].max())
+    scores = np.asarray(scores, dtype=float)
+    defective, free = np.sort(scores[has_defect]), np.sort(scores[~has_defect])
+    thresholds = np.unique(scores)  # flag an image when its score is at least the threshold
+    recall = (len(defective) - np.searchsorted(defective, thresholds, side="left")) / len(defective)
+    false_alarms = (len(free) - np.searchsorted(free, thresholds, side="left")) / len(free)
+    return float(recall[false_alarms <= rate + 1e-12].max(initial=0.0))
 
 
 def flatten(maps: Sequence[np.ndarray]) -> np.ndarray:
