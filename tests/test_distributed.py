@@ -1,5 +1,9 @@
 """DistributedDataParallel for real: 2 CPU processes under torchrun (gloo) through the train stage,
-on one node, and over two nodes (two checkouts on 127.0.0.1 meeting at a c10d rendezvous)."""
+on one node, and over two nodes (two checkouts on 127.0.0.1 meeting at a c10d rendezvous).
+
+Four trainings, each a torchrun of processes that import torch: over a minute on 2 cores, so these
+run with ``pytest -m slow`` (``tests/test_resume_agreement.py`` keeps the processes' agreement on
+where to resume in the default run)."""
 
 import json
 import shutil
@@ -9,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DvcRepo, command_env, free_port
+
+pytestmark = pytest.mark.slow
 
 TINY = {
     "data.synthetic.count": 60,

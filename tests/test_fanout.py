@@ -7,10 +7,9 @@ output is on the remote: the workers' runs must give the very bytes it names) an
 (a params commit no machine has run). Each assembly trains and evaluates nothing and writes
 the report one machine running everything wrote, byte for byte; an assembly tried before
 every arm was pushed fails at once, naming the missing arm, and trains nothing. The default
-run takes the new comparison over SSH by hand, and the committed one over a local remote
-through SLURM (the two remotes, the two comparisons); ``pytest -m slow`` adds the other pairs. The same fan-out
-submitted to a real SLURM controller and node on 127.0.0.1 (``cluster/slurm/submit.sh``): a
-two-task job array of workers and an assembly that waits for both.
+run takes the committed comparison over a local remote through a real SLURM controller and node
+on 127.0.0.1 (``cluster/slurm/submit.sh``: a two-task job array of workers and an assembly that
+waits for both); ``pytest -m slow`` adds the new comparison and the SSH remote, by hand.
 """
 
 import getpass
@@ -30,28 +29,36 @@ NEW_PARAMS = {"train.lr": 0.002}
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory) -> tuple[DvcRepo, str, bytes, bytes]:
-    """The project, its committed two-arm comparison, then a commit of new params that nothing
-    has run; with each comparison's report as one machine running every stage writes it."""
+def origin(tmp_path_factory) -> tuple[DvcRepo, bytes]:
+    """The project and its committed two-arm comparison, with its report as one machine running
+    every stage writes it."""
     repo = DvcRepo(tmp_path_factory.mktemp("origin"))
     repo.set_params(**{**TINY_PIPELINE, "compare.losses": ["bce", "dice"]})
     repo.commit("two-arm comparison")
     repo.run("dvc", "repro")
     repo.commit("the comparison, run on one machine")
-    committed = (repo.root / "reports" / "report.md").read_bytes()
+    return repo, (repo.root / "reports" / "report.md").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def new_comparison(origin) -> tuple[str, bytes]:
+    """A branch of ``origin`` with a commit of new params that no worker has run, and the report
+    one machine running every stage writes for it; ``origin`` is left on its own branch."""
+    repo, _ = origin
+    home = repo.run("git", "branch", "--show-current").stdout.strip()
+    repo.run("git", "checkout", "-q", "-b", "new-comparison")
     repo.set_params(**NEW_PARAMS)
     repo.commit("a new comparison")
     repo.run("dvc", "repro")
     new = (repo.root / "reports" / "report.md").read_bytes()
     repo.run("git", "checkout", "--", ".")
-    return repo, repo.run("git", "branch", "--show-current").stdout.strip(), committed, new
+    repo.run("git", "checkout", "-q", home)
+    return "new-comparison", new
 
 
 def machine(origin: DvcRepo, folder: Path, remote: str, secret: dict) -> DvcRepo:
     """A fresh clone of ``origin`` at the committed comparison, its default remote set as a teammate sets it."""
-    clone = teammate_clone(origin, folder, remote, secret)
-    clone.run("git", "checkout", "-q", "HEAD~1")
-    return clone
+    return teammate_clone(origin, folder, remote, secret)
 
 
 def fan_out(workers: list[DvcRepo], assembler: DvcRepo, early_assembly: bool = False) -> str:
@@ -95,16 +102,18 @@ def ran_arms(output: str) -> set[str]:
 @pytest.mark.parametrize(
     ("kind", "comparison"),
     [
-        ("ssh", "new"),
         # the SLURM test below takes the committed comparison over a local remote through the same
-        # workers and assembly; the other pairs add no DVC path these two do not take; `pytest -m slow` runs them
+        # workers and assembly, in the default run; these pairs (a new comparison, an SSH remote)
+        # train the arms again and run with `pytest -m slow`
+        pytest.param("ssh", "new", marks=pytest.mark.slow),
         pytest.param("local", "committed", marks=pytest.mark.slow),
         pytest.param("local", "new", marks=pytest.mark.slow),
         pytest.param("ssh", "committed", marks=pytest.mark.slow),
     ],
 )
 def test_two_workers_and_an_assembler_give_the_one_machine_report(origin, tmp_path, kind, comparison, request):
-    repo, branch, committed, new = origin
+    repo, committed = origin
+    branch, new = request.getfixturevalue("new_comparison") if comparison == "new" else (None, None)
     if kind == "local":
         remote, secret = str(tmp_path / "store"), {}
     else:
@@ -176,7 +185,7 @@ def wait_for_jobs(jobs: list[str], env: dict, seconds: float = 900) -> dict[str,
 
 
 def test_a_slurm_array_of_workers_and_its_dependent_assembly_give_the_one_machine_report(origin, tmp_path, slurm):
-    repo, _, committed, _ = origin
+    repo, committed = origin
     assembler = machine(repo, tmp_path / "assembler", str(tmp_path / "store"), {})
     env = dict(slurm, DEFECTSEG_REPO=str(repo.root), DEFECTSEG_VENV=sys.prefix, DEFECTSEG_SCRATCH=str(tmp_path / "scratch"))
     (tmp_path / "scratch").mkdir()

@@ -83,6 +83,7 @@ def test_metrics_are_visible_to_dvc(reproduced):
     assert set(workspace["data"]["metrics/headline.json"]["data"]["unet-bce"]) == {"iou", "iou_ci", "recall", "recall_ci", "false_alarms", "false_alarms_ci"}
 
 
+@pytest.mark.slow
 def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reproduced):
     repo, _ = reproduced
     outputs = [*(repo.root / "metrics" / "runs").glob("*.json"), repo.root / "models" / "unet-bce-seed0-fold0" / "model.pt"]
@@ -115,6 +116,7 @@ def test_pr_report_names_the_changed_param_and_metric(reproduced):
     assert "| unet | bce |" in comment.split("## Comparison")[1]
 
 
+@pytest.mark.slow
 def test_two_queued_experiments_run_side_by_side(reproduced):
     import csv
     import time

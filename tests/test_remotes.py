@@ -152,6 +152,7 @@ def experiment_commit(repo: DvcRepo, name: str) -> str:
     return commit
 
 
+@pytest.mark.slow
 def test_two_workspaces_pushing_the_same_experiment_name_keep_the_first(origin, tmp_path):
     store = tmp_path / "store"
     publish(origin, store)
@@ -166,6 +167,7 @@ def test_two_workspaces_pushing_the_same_experiment_name_keep_the_first(origin, 
     assert experiment_commit(origin, "bootstrap-check") == experiment_commit(first, "bootstrap-check") != experiment_commit(second, "bootstrap-check")
 
 
+@pytest.mark.slow
 def test_the_recommended_gc_keeps_the_committed_runs_and_a_teammates_pushed_experiment(origin, tmp_path):
     store = tmp_path / "store"
     publish(origin, store)

@@ -98,6 +98,7 @@ def test_killed_training_resumes_from_last_saved_epoch(repo):
     assert (repo.root / "metrics" / "runs" / "unet-bce-seed0-fold0.json").read_text().startswith("{")
 
 
+@pytest.mark.slow
 def test_killed_training_with_changed_code_starts_over_with_a_warning(repo):
     kill_mid_training(repo, epochs=12)
     edit_losses(repo)
@@ -107,6 +108,7 @@ def test_killed_training_with_changed_code_starts_over_with_a_warning(repo):
     assert "last.pt: saved by other code (defectseg/training/losses.py changed); training from scratch" in warning
 
 
+@pytest.mark.slow
 def test_code_change_after_a_finished_run_trains_every_epoch_again(finished):
     edit_losses(finished)
     assert "modified:" in finished.run("dvc", "status", STAGE).stdout
@@ -115,6 +117,7 @@ def test_code_change_after_a_finished_run_trains_every_epoch_again(finished):
     assert "up to date" in finished.run("dvc", "status", STAGE).stdout
 
 
+@pytest.mark.slow
 def test_forced_repro_after_a_finished_run_trains_from_epoch_1(finished):
     result = finished.run("dvc", "repro", "-f", "-s", STAGE)
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr

@@ -45,6 +45,7 @@ def locked_lr(repo: DvcRepo) -> object:
     return lock["stages"].get(STAGE, {}).get("params", {}).get("params.yaml", {}).get("train", {}).get("lr")
 
 
+@pytest.mark.slow
 def test_a_params_edit_during_training_fails_the_stage_and_records_nothing(repo):
     repo.set_params(**{"train.lr": 0.003})
     result = repro_editing(repo, lambda: repo.set_params(**{"train.lr": 0.0007}))
@@ -65,6 +66,7 @@ def test_a_code_edit_during_training_fails_the_stage_and_the_next_repro_runs_it_
     assert changed(repo.run("dvc", "status")) - {"evaluate@unet-bce-0-0", "report", "ship"} == set()
 
 
+@pytest.mark.slow
 def test_an_edit_the_stage_does_not_track_lets_it_record(repo):
     repo.set_params(**{"train.lr": 0.002})
     result = repro_editing(repo, lambda: repo.set_params(**{"report.confidence": 0.9}))
