@@ -5,7 +5,7 @@ git worktree at its commit with ``dvc checkout``), after ``defectseg ensemble ..
     .venv/bin/python bench/ensemble_members.py DIR [--evaluation evaluation]
 Reads the ensemble's ``DIR/evaluation/per_image.csv`` and each member's
 ``evaluation/<run>/per_image.csv`` (the evaluate stage's), and prints, for each: pooled IoU with
-its bootstrap interval, the defect tiles' IoU, image recall and false alarms, IoU per class, and
+its bootstrap interval, the defect images' IoU, image recall and false alarms, IoU per class, and
 the member's val IoU (``metrics/runs/<run>.json``); then the paired bootstrap of the ensemble
 against the member with the best val IoU (the one a user would have picked without the
 ensemble) and against the member with the best test IoU (the hardest comparison).
@@ -33,7 +33,7 @@ def row(name: str, images: ArmImages, val_iou: float | None) -> tuple[str, dict]
     classes = " ".join(f"{k} {v:.3f}" for k, v in figures["per_class_iou"].items())
     low, high = figures["iou_interval"]
     val = "n/a" if val_iou is None else f"{val_iou:.3f}"
-    line = (f"{name:40s} val {val}  test IoU {figures['iou']:.3f} [{low:.3f}, {high:.3f}]  defect tiles {figures['defect_tiles_iou']:.3f}  "
+    line = (f"{name:40s} val {val}  test IoU {figures['iou']:.3f} [{low:.3f}, {high:.3f}]  defect images {figures['defect_image_iou']:.3f}  "
             f"recall {figures['detection_recall']:.3f}  false alarms {figures['false_alarm_rate']:.3f}  {classes}")  # fmt: skip
     return line, figures
 

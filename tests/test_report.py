@@ -107,13 +107,13 @@ def test_report_pools_every_fold_into_one_table_with_intervals(fixture_runs):
     assert json.loads((fixture_runs / "comparison.json").read_text())["arms"]["unet-dice"]["iou"] == pytest.approx(table["arms"]["unet-dice"]["iou"])
 
 
-def test_defect_tiles_iou_leaves_the_false_alarms_on_defect_free_tiles_out(fixture_runs):
+def test_defect_image_iou_leaves_the_false_alarms_on_defect_free_tiles_out(fixture_runs):
     unet_bce = build(fixture_runs)["arms"]["unet-bce"]
     # the 10 defect images alone (tp 10, fp 5, fn 5 each); the free tiles' 6 false pixels are out
-    assert unet_bce["defect_tiles_iou"] == pytest.approx(100 / 200)
-    assert unet_bce["iou"] < unet_bce["defect_tiles_iou"]
-    low, high = unet_bce["defect_tiles_iou_interval"]
-    assert low <= unet_bce["defect_tiles_iou"] <= high
+    assert unet_bce["defect_image_iou"] == pytest.approx(100 / 200)
+    assert unet_bce["iou"] < unet_bce["defect_image_iou"]
+    low, high = unet_bce["defect_image_iou_interval"]
+    assert low <= unet_bce["defect_image_iou"] <= high
     report = (fixture_runs / "reports" / "report.md").read_text()
     assert f"| {unet_bce['iou']:.3f} [" in report and f"| 0.500 [{low:.3f}, {high:.3f}] |" in report
 

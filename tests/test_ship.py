@@ -20,7 +20,7 @@ def figures(iou: float) -> dict:
 
 def arm_figures(iou: float) -> dict:
     return {**figures(iou), "iou_interval": [iou - 0.1, iou + 0.1], "detection_recall_interval": [0.8, 1.0], "false_alarm_rate_interval": [0.0, 0.1],
-            "defect_tiles_iou": iou + 0.05, "defect_tiles_iou_interval": [iou - 0.05, iou + 0.15], "image_auroc": 0.95, "defect_images": 7, "cost": {"train_tflop": 2.0}}  # fmt: skip
+            "defect_image_iou": iou + 0.05, "defect_image_iou_interval": [iou - 0.05, iou + 0.15], "image_auroc": 0.95, "defect_images": 7, "cost": {"train_tflop": 2.0}}  # fmt: skip
 
 
 @pytest.fixture

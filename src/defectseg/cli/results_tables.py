@@ -36,6 +36,12 @@ BLOCK = re.compile(r"(?P<open><!-- results: (?P<folder>[^ ]+)(?P<history> histor
 CLASSES = ("blowhole", "break", "crack", "fray", "uneven")
 
 
+def _defect_image(row: dict, suffix: str):
+    """An arm's defect-image IoU (``suffix`` "_interval": its interval); reports written before
+    2026-12-07 call it ``defect_tiles_iou``, and the earliest have neither."""
+    return row.get(f"defect_image_iou{suffix}", row.get(f"defect_tiles_iou{suffix}"))
+
+
 def pipeline_stages(compare: CompareParams) -> set[str]:
     """The names of the stages a pipeline with this ``compare`` section has (``dvc.yaml``'s matrix)."""
     arms = {f"{model}-{loss}-{seed}-{fold}" for model, loss, seed, fold in itertools.product(compare.models, compare.losses, compare.seeds, compare.folds)}
@@ -209,7 +215,7 @@ def render(folder: Path, root: Path, history: bool = False) -> str:
     record_path = root / folder / "provenance.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
     lines = [
-        "| arm | pooled IoU [95% CI] | defect tiles IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget "
+        "| arm | pooled IoU [95% CI] | defect-image IoU [95% CI] | mean image IoU | recall [95% CI] | false alarms [95% CI] | image AUROC | recall at FA budget "
         "| crack IoU / recall | blowhole IoU / recall | runs converged |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -219,7 +225,7 @@ def render(folder: Path, root: Path, history: bool = False) -> str:
         converged = f"{sum(r['converged'] for r in arm_runs)} of {len(arm_runs)}" if arm_runs else "not recorded"
         lines.append(
             f"| {arm} | {row['iou']:.3f}{_interval(row.get('iou_interval'))} "
-            f"| {_number(row.get('defect_tiles_iou'))}{_interval(row.get('defect_tiles_iou_interval'))} | {_number(row['mean_image_iou'])} "
+            f"| {_number(_defect_image(row, ''))}{_interval(_defect_image(row, '_interval'))} | {_number(row['mean_image_iou'])} "
             f"| {row['detection_recall']:.3f}{_interval(row.get('detection_recall_interval'))} "
             f"| {_number(row['false_alarm_rate'])}{_interval(row.get('false_alarm_rate_interval'))} "
             f"| {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} "

@@ -87,10 +87,10 @@ def model_card(card: dict, params: Params) -> str:
         f"The arm's test images, pooled over its {len(card['candidates'])} run(s) ({counted}; "
         f"{defect_counted} with defects); intervals are {confidence} bootstrap intervals over {resampled}.",
         "",
-        "| pooled IoU | defect tiles IoU | mean image IoU | image recall | false alarms | image AUROC |",
+        "| pooled IoU | defect-image IoU | mean image IoU | image recall | false alarms | image AUROC |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {figures['iou']:.3f}{_interval(figures['iou_interval'])} "
-        f"| {_share(figures['defect_tiles_iou'])}{_interval(figures['defect_tiles_iou_interval'])} | {_share(figures['mean_image_iou'])} | "
+        f"| {_share(figures['defect_image_iou'])}{_interval(figures['defect_image_iou_interval'])} | {_share(figures['mean_image_iou'])} | "
         f"{_share(figures['detection_recall'])}{_interval(figures['detection_recall_interval'])} | "
         f"{_share(figures['false_alarm_rate'])}{_interval(figures['false_alarm_rate_interval'])} | {_share(figures['image_auroc'])} |",
         "",

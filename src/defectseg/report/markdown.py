@@ -111,7 +111,7 @@ def _headline_lines(table: dict, confidence: int, budget: float) -> list[str]:
         "Training TFLOP: the floating-point operations of the arm's training steps (forward and backward, "
         "counted from the model's shapes, validation left out), summed over its runs: a cost that is the same on every machine.",
         "",
-        "| model | loss | IoU | defect tiles IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate | training TFLOP |",
+        "| model | loss | IoU | defect-image IoU | mean image IoU | recall | false alarms | detection P | image AUROC | R at FA rate | training TFLOP |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, row in table["arms"].items():
@@ -122,7 +122,7 @@ def _headline_lines(table: dict, confidence: int, budget: float) -> list[str]:
         tflop = "n/a" if tflop is None else f"{tflop:,.1f}"
         lines.append(
             f"| {model} | {loss} | {row['iou']:.3f} {interval_text(row['iou_interval'])} "
-            f"| {_number(row['defect_tiles_iou'])} {interval_text(row['defect_tiles_iou_interval'])} | {_number(row['mean_image_iou'])} "
+            f"| {_number(row['defect_image_iou'])} {interval_text(row['defect_image_iou_interval'])} | {_number(row['mean_image_iou'])} "
             f"| {row['detection_recall']:.3f} {interval_text(row['detection_recall_interval'])} "
             f"| {_number(row['false_alarm_rate'])} {interval_text(row['false_alarm_rate_interval'])} "
             f"| {row['detection_precision']:.3f} | {_number(row['image_auroc'])} | {_number(row['recall_at_false_alarm_rate'])} | {tflop} |"
@@ -261,8 +261,8 @@ DEFINITIONS = [
     "",
     "- **IoU**: global defect IoU, with intersection and union summed over every test image "
     "(defect-free ones included, so false alarms count). Large defects dominate it.",
-    "- **defect tiles IoU**: the global IoU over the images that have defects only: the masks' quality without the "
-    "defect-free tiles' false alarms.",
+    "- **defect-image IoU**: the global IoU over the images that have defects only: the masks' quality without the "
+    "defect-free images' false alarms.",
     "- **mean image IoU**: IoU per image, averaged over the images that have defects (each defect image counts once).",
     "- **recall**: share of defective images whose predicted mask has any defect pixel (image-level recall).",
     "- **false alarms**: share of defect-free images with any predicted defect pixel.",

@@ -96,7 +96,7 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
     classes = arm.rows["defect_class"].to_numpy(str)
     precision, recall = detection_precision_recall(counts)
     intervals = bootstrap_intervals(arm.totals, samples, seed, confidence)
-    defect_tiles = defect_tiles_iou(arm.totals, samples, seed, confidence)
+    defect_image = defect_image_iou(arm.totals, samples, seed, confidence)
     return {
         "images": int(arm.rows["id"].nunique()),
         "groups": arm.totals.groups,
@@ -105,8 +105,8 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
         "seeds": arm.seeds,
         "iou": global_iou(counts),
         "iou_interval": intervals["iou"],
-        "defect_tiles_iou": defect_tiles[0],
-        "defect_tiles_iou_interval": defect_tiles[1],
+        "defect_image_iou": defect_image[0],
+        "defect_image_iou_interval": defect_image[1],
         "mean_image_iou": mean_defect_image_iou(counts),
         "detection_recall": recall,
         "detection_recall_interval": intervals["recall"],
@@ -121,7 +121,7 @@ def pooled_metrics(arm: ArmImages, false_alarm_budget: float, samples: int, seed
     }
 
 
-def defect_tiles_iou(totals: ImageTotals, samples: int, seed: int, confidence: float) -> tuple[float | None, tuple]:
+def defect_image_iou(totals: ImageTotals, samples: int, seed: int, confidence: float) -> tuple[float | None, tuple]:
     """Pooled IoU over the defective images only, with its bootstrap interval over them: the
     figure without the defect-free tiles' false positives (None where no image has a defect)."""
     defective = totals.select(totals.has_defect)
