@@ -34,10 +34,8 @@ from defectseg.deploy.model_card import model_card
 from defectseg.errors import DataError
 from defectseg.foundation.atomic import atomic_dir, write_json, write_text
 from defectseg.measures.decision import Decision
-from defectseg.models.checkpoint import save_checkpoint
-from defectseg.models.ensemble import Ensemble
-from defectseg.models.model_format import ENSEMBLE, METADATA, MODEL_FORMAT, THRESHOLD, WEIGHTS
-from defectseg.models.saved_model import load_decision, load_model, save_decision
+from defectseg.models.model_format import METADATA, THRESHOLD, WEIGHTS
+from defectseg.models.saved_model import load_decision, save_decision, save_ensemble
 
 CARD = "card.json"
 # the figures of a run's split that the card shows
@@ -96,30 +94,6 @@ def median_decision(folders: list[Path]) -> Decision:
     )
 
 
-def save_fold_ensemble(folder: Path, members: list[Path]) -> None:
-    """Write the ensemble of a cross-validation's run folders ``members`` into ``folder``, in the
-    format ``saved_model.save_ensemble`` writes (which refuses members of different folds, since
-    an ensemble it makes is then measured on their fold's test part; this one is not measured)."""
-    loaded = [load_model(member) for member in members]
-    first = loaded[0].metadata
-    for member, saved in zip(members, loaded):
-        if saved.metadata.get("input_size") != first.get("input_size") or saved.metadata.get("preprocess") != first.get("preprocess"):
-            raise DataError(Path(member), f"its input differs from {members[0]}'s: the ensemble's members must take the same input")
-    ensemble = Ensemble([s.model for s in loaded], [(s.normalization.mean, s.normalization.std) for s in loaded])
-    save_checkpoint(Path(folder) / WEIGHTS, {"format": MODEL_FORMAT, "weights": ensemble.state_dict()})
-    metadata = {
-        "format": MODEL_FORMAT,
-        "architecture": {"model": ENSEMBLE, "members": [{**s.metadata["architecture"], "normalization": s.metadata["normalization"]} for s in loaded]},
-        "normalization": {"mean": 0.0, "std": 1.0},
-        **{key: first[key] for key in ("input_size", "preprocess") if key in first},
-        "fold": None,
-        "members": [Path(member).name for member in members],
-        "loss": first.get("loss"),
-        "best_epoch": None,
-    }
-    write_json(Path(folder) / METADATA, metadata)
-
-
 def _copy_run(source: Path, folder: Path) -> None:
     for name in (WEIGHTS, METADATA, THRESHOLD):
         if not (source / name).is_file():
@@ -156,7 +130,7 @@ def ship_model(params: Params, comparison_path: Path, metrics_dir: Path, models_
     }
     with atomic_dir(out_dir) as folder:
         if ensemble:
-            save_fold_ensemble(folder, sources)
+            save_ensemble(folder, sources, across_folds=True)
             save_decision(folder, median_decision(sources), "the median of the members' decisions, each chosen on its run's val", None)
         else:
             _copy_run(sources[0], folder)

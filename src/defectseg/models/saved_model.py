@@ -43,17 +43,20 @@ class SavedModel:
         return math.lcm(*(model_settings(a["model"], _settings(a)).side_multiple for a in members))
 
 
-def save_ensemble(folder: Path, members: list[Path]) -> dict:
+def save_ensemble(folder: Path, members: list[Path], across_folds: bool = False) -> dict:
     """Write an ensemble of the model folders ``members`` into ``folder`` (averaged at the
     probability map, ``models.ensemble``); return its metadata. The members must take the same
-    input (size or geometry) and have been trained on the same fold, so that images none of them
-    trained on are left to measure the ensemble on."""
+    input (size or geometry) and, unless ``across_folds``, have been trained on the same fold, so
+    that images none of them trained on are left to measure the ensemble on. ``across_folds``
+    joins a cross-validation's runs, one a fold, into the model that ships (``deploy.ship``): every
+    image trained one of them, so that ensemble is not measured, and its ``fold`` is None."""
     loaded = [load_model(member) for member in members]
     if len(loaded) < 2:
         raise DataError(Path(folder), "an ensemble takes two or more model folders")
     first = loaded[0].metadata
+    same = ("input_size", "preprocess") if across_folds else ("input_size", "preprocess", "fold")
     for member, saved in zip(members, loaded):
-        for key in ("input_size", "preprocess", "fold"):
+        for key in same:
             if saved.metadata.get(key) != first.get(key):
                 raise DataError(Path(member), f"its {key} {saved.metadata.get(key)!r} differs from {members[0]}'s {first.get(key)!r}")
         if saved.metadata["architecture"]["model"] == ENSEMBLE:
@@ -65,7 +68,8 @@ def save_ensemble(folder: Path, members: list[Path]) -> dict:
         "format": MODEL_FORMAT,
         "architecture": {"model": ENSEMBLE, "members": [{**s.metadata["architecture"], "normalization": s.metadata["normalization"]} for s in loaded]},
         "normalization": {"mean": 0.0, "std": 1.0},
-        **{key: first[key] for key in ("input_size", "preprocess", "fold") if key in first},
+        **{key: first[key] for key in same if key in first},
+        **({"fold": None} if across_folds else {}),
         "members": [Path(member).name for member in members],
         "loss": loaded[0].metadata.get("loss") if len(losses) == 1 else None,
         "best_epoch": None,
