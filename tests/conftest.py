@@ -51,7 +51,7 @@ def pytest_configure(config):
 # its default orders files by their number of tests, which sent these few-test files last and left
 # one worker running them alone); longest first, the short files fill in at the end.
 LONGEST_FILES = (
-    "test_pipeline.py", "test_data_artifact.py", "test_fanout.py", "test_crossval_pipeline.py", "test_remotes.py",
+    "test_pipeline.py", "test_data_artifact.py", "test_crossval_pipeline.py", "test_fanout.py", "test_remotes.py",
     "test_faults.py", "test_experiments.py", "test_resume.py", "test_registry.py", "test_page.py", "test_stage_guard.py",
 )
 

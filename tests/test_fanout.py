@@ -6,10 +6,14 @@ assembles (``defectseg assemble``); the remote is a local folder or an SSH serve
 output is on the remote: the workers' runs must give the very bytes it names) and a new one
 (a params commit no machine has run). Each assembly trains and evaluates nothing and writes
 the report one machine running everything wrote, byte for byte; an assembly tried before
-every arm was pushed fails at once, naming the missing arm, and trains nothing. The default
-run takes the committed comparison over a local remote through a real SLURM controller and node
-on 127.0.0.1 (``cluster/slurm/submit.sh``: a two-task job array of workers and an assembly that
-waits for both); ``pytest -m slow`` adds the new comparison and the SSH remote, by hand.
+every arm was pushed fails at once, naming the missing arm, and trains nothing. The committed
+comparison also goes over a local remote through a real SLURM controller and node on 127.0.0.1
+(``cluster/slurm/submit.sh``: a two-task job array of workers and an assembly that waits for both).
+
+Each case trains every arm again on other machines: these run with ``pytest -m slow``. The default
+run keeps the mechanism they rest on: ``test_remotes.py`` pushes runs with their run-cache and
+pulls them into a fresh clone whose ``dvc repro`` runs nothing, and ``test_scheduler_slice.py``
+deals the arms into slices.
 """
 
 import getpass
@@ -23,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, TINY_PIPELINE, DvcRepo, command_env, free_port, ran, teammate_clone, unavailable
+
+pytestmark = pytest.mark.slow
 
 ARMS = {"unet-bce-0-0", "unet-dice-0-0"}
 NEW_PARAMS = {"train.lr": 0.002}
@@ -102,13 +108,10 @@ def ran_arms(output: str) -> set[str]:
 @pytest.mark.parametrize(
     ("kind", "comparison"),
     [
-        # the SLURM test below takes the committed comparison over a local remote through the same
-        # workers and assembly, in the default run; these pairs (a new comparison, an SSH remote)
-        # train the arms again and run with `pytest -m slow`
-        pytest.param("ssh", "new", marks=pytest.mark.slow),
-        pytest.param("local", "committed", marks=pytest.mark.slow),
-        pytest.param("local", "new", marks=pytest.mark.slow),
-        pytest.param("ssh", "committed", marks=pytest.mark.slow),
+        ("ssh", "new"),
+        ("local", "committed"),
+        ("local", "new"),
+        ("ssh", "committed"),
     ],
 )
 def test_two_workers_and_an_assembler_give_the_one_machine_report(origin, tmp_path, kind, comparison, request):

@@ -81,9 +81,6 @@ def test_local_remote_round_trip(origin, tmp_path):
     round_trip(origin, tmp_path, "local", str(tmp_path / "store"), {}, {})
 
 
-# test_fanout's default SSH case pushes runs and their run-cache over SSH and pulls them into
-# fresh clones that then run nothing, as this does; `pytest -m slow` runs this one too
-@pytest.mark.slow
 def test_ssh_remote_round_trip(origin, tmp_path, sshd):
     port, user, key = sshd
     round_trip(origin, tmp_path, "ssh", f"ssh://127.0.0.1:{port}{tmp_path / 'ssh-store'}", {}, {"user": user, "keyfile": str(key)})
