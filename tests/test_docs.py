@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 from defectseg.cli.doc_facts import contradictions, stated_facts
 from defectseg.cli.results_tables import check_tables, provenance, remeasured_stages, render, write_tables
+from defectseg.errors import DefectsegError
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -62,6 +63,15 @@ def test_a_hand_edited_table_is_caught_and_rewritten(tmp_path):
     assert write_tables(root) == [readme]
     assert readme.read_text() == original and check_tables(root) == []
 
+
+
+def test_a_block_citing_a_missing_report_is_one_line_naming_the_document_and_the_folder(tmp_path):
+    root = copy_of_docs(tmp_path)
+    readme = root / "README.md"
+    readme.write_text(readme.read_text() + "\n<!-- results: reports/no-such-report -->\n<!-- /results -->\n")
+    for check in (check_tables, write_tables):
+        with pytest.raises(DefectsegError, match=r"README.md: a results block cites reports/no-such-report, which holds no report"):
+            check(root)
 
 PARAMS_TEXT = (REPO / "params.yaml").read_text()
 

@@ -30,6 +30,7 @@ import yaml
 
 from defectseg.config.compare import CompareParams
 from defectseg.config.params import parse_params
+from defectseg.errors import DefectsegError
 from defectseg.foundation.atomic import write_text
 
 BLOCK = re.compile(r"(?P<open><!-- results: (?P<folder>[^ ]+)(?P<history> history)? -->\n)(?P<body>.*?)(?P<close><!-- /results -->)", re.DOTALL)
@@ -241,8 +242,16 @@ def _class_figures(row: dict, name: str) -> str:
     return f"{_number(row['per_class_iou'].get(name))} / {_number(row.get('per_class_recall', {}).get(name))}"
 
 
-def _rewritten(text: str, root: Path) -> str:
-    return BLOCK.sub(lambda m: m.group("open") + render(Path(m.group("folder")), root, bool(m.group("history"))) + m.group("close"), text)
+def _block_body(match: re.Match, root: Path, document: Path) -> str:
+    """What a results block of ``document`` should hold: its report rendered."""
+    folder = Path(match.group("folder"))
+    if not (root / folder / "comparison.json").is_file() and not (root / folder / "levers.json").is_file():
+        raise DefectsegError(f"{document}: a results block cites {folder}, which holds no report (comparison.json): make it, or cite another")
+    return render(folder, root, bool(match.group("history")))
+
+
+def _rewritten(text: str, root: Path, document: Path) -> str:
+    return BLOCK.sub(lambda m: m.group("open") + _block_body(m, root, document) + m.group("close"), text)
 
 
 def documents(root: Path) -> list[Path]:
@@ -257,7 +266,7 @@ def write_tables(root: Path = Path(".")) -> list[Path]:
         if not path.is_file():
             continue
         text = path.read_text()
-        fresh = _rewritten(text, root)
+        fresh = _rewritten(text, root, path)
         if fresh != text:
             write_text(path, fresh)
             changed.append(path)
@@ -271,6 +280,6 @@ def check_tables(root: Path = Path(".")) -> list[str]:
         if not path.is_file():
             continue
         for match in BLOCK.finditer(path.read_text()):
-            if match.group("body") != render(Path(match.group("folder")), root, bool(match.group("history"))):
+            if match.group("body") != _block_body(match, root, path):
                 stale.append(f"{path.relative_to(root)}: {match.group('folder')}")
     return stale
