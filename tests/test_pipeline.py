@@ -94,6 +94,7 @@ def test_retraining_from_scratch_gives_identical_metrics_and_model_files(reprodu
     assert after == before
 
 
+@pytest.mark.slow
 def test_one_loss_setting_reruns_only_that_branch_and_the_report(reproduced):
     repo, _ = reproduced
     result = repo.run("dvc", "exp", "run", "-S", "losses.dice.smooth=2.0")

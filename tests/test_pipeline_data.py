@@ -12,6 +12,7 @@ def small_repo(dvc_repo):
     return dvc_repo
 
 
+@pytest.mark.slow
 def test_repro_runs_data_stages_then_does_nothing(small_repo):
     first = small_repo.run("dvc", "repro", "prepare", "preprocess")
     assert "Running stage 'prepare'" in first.stdout and "Running stage 'preprocess'" in first.stdout

@@ -123,6 +123,7 @@ def test_forced_repro_after_a_finished_run_trains_from_epoch_1(finished):
     assert "resuming" not in result.stderr and "epoch 1/2" in result.stderr
 
 
+@pytest.mark.slow
 def test_damaged_resume_file_is_discarded_with_a_warning(repo):
     repo.set_params(**{"train.epochs": 2})
     last = resume_state(repo)
