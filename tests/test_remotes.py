@@ -77,6 +77,7 @@ def round_trip(origin: DvcRepo, tmp_path: Path, name: str, url: str, shared: dic
     return {"push": pushed, "pull": pulled}
 
 
+@pytest.mark.slow
 def test_local_remote_round_trip(origin, tmp_path):
     round_trip(origin, tmp_path, "local", str(tmp_path / "store"), {}, {})
 
