@@ -67,6 +67,14 @@ def test_exposure_lever_widens_only_the_photometric_augmentation():
     assert lever.compare == chosen.compare and lever.models == chosen.models and lever.evaluate == chosen.evaluate
 
 
+def test_no_copy_paste_recheck_turns_off_only_the_pastes():
+    chosen, recheck = layered("mtd-cv.yaml"), layered("mtd-cv.yaml", "mtd-cv-no-copy-paste.yaml")
+    assert chosen.train.copy_paste.shares and recheck.train.copy_paste.shares == {}
+    assert recheck.train == chosen.train.model_copy(update={"copy_paste": recheck.train.copy_paste})
+    assert recheck.train.copy_paste.poisson_share == chosen.train.copy_paste.poisson_share
+    assert recheck.compare == chosen.compare and recheck.models == chosen.models and recheck.evaluate == chosen.evaluate
+
+
 @pytest.mark.parametrize("layers", [["mtd-gpu.yaml"], ["mtd-gpu.yaml", "mtd-gpu-models.yaml"]])
 def test_gpu_configs_validate_and_run_on_cuda(layers):
     params = layered(*layers)
